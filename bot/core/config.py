@@ -1,0 +1,246 @@
+"""Configuration: pydantic models read from an optional TOML file, secrets from the environment.
+
+Every setting has a default, so ``imagine-bot run`` works with nothing but ``DISCORD_TOKEN`` and
+``REPLICATE_API_TOKEN`` set. Secrets never appear in the file: the file only names the
+environment variables that hold them, and resolved secrets are ``SecretStr`` so that no repr or
+log line can print them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from bot.core.domain import Tier
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+OFFICIAL_REPLICATE_HOST = "api.replicate.com"
+
+
+class _Section(BaseModel):
+    # A typo in a key is a problem to report, not a setting to ignore silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    path: Path = Path("data/imagine-bot.sqlite3")
+
+
+class ImageSettings(_Section):
+    dir: Path = Path("data/images")
+
+
+class WebhookSettings(_Section):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Where providers can reach the listener; without it the bot polls.",
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        gt=0,
+        description="A prediction object is a few KiB; anything far larger is not a callback.",
+    )
+
+
+class DiscordSettings(_Section):
+    token_env: str = "DISCORD_TOKEN"
+    sync_commands: bool = True
+    max_prompt_length: int = Field(
+        default=1000,
+        ge=1,
+        le=4000,
+        description="Imagen reads at most 480 tokens (providers.md §4.2); ~1000 chars is safe.",
+    )
+
+
+class ReplicateProviderSettings(_Section):
+    """Official Replicate or a Replicate-compatible proxy such as kkiai (providers.md §1)."""
+
+    type: Literal["replicate"] = "replicate"
+    base_url: AnyHttpUrl = AnyHttpUrl("https://api.replicate.com/v1")
+    api_key_env: str = "REPLICATE_API_TOKEN"
+    webhook_secret_env: str = "REPLICATE_WEBHOOK_SECRET"
+    webhook_mode: Literal["signed", "token"] | None = Field(
+        default=None,
+        description=(
+            "signed: verify Replicate's webhook signature; token: trust nothing but the per-job "
+            "URL token and confirm by GET. Default: signed for api.replicate.com, token otherwise."
+        ),
+    )
+    models: dict[Tier, str] = Field(
+        default_factory=lambda: {
+            Tier.FAST: "google/imagen-4-fast",
+            Tier.STANDARD: "google/imagen-4",
+            Tier.ULTRA: "google/imagen-4-ultra",
+        }
+    )
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    cancel_after: str | None = Field(
+        default="10m",
+        pattern=r"^\d+[smh]$",
+        description="Cancel-After header: a prediction not started by then is aborted unbilled.",
+    )
+
+    @property
+    def is_official(self) -> bool:
+        return urlsplit(str(self.base_url)).hostname == OFFICIAL_REPLICATE_HOST
+
+    @property
+    def verifies_signatures(self) -> bool:
+        mode = self.webhook_mode or ("signed" if self.is_official else "token")
+        return mode == "signed"
+
+
+ProviderSettings = ReplicateProviderSettings
+
+
+class TierSettings(_Section):
+    providers: list[str] = Field(default_factory=lambda: ["replicate"], min_length=1)
+
+
+class JobSettings(_Section):
+    max_concurrent: int = Field(default=4, ge=1, le=100)
+    poll_initial_seconds: float = Field(default=1.0, gt=0)
+    poll_max_seconds: float = Field(default=5.0, gt=0)
+    callback_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="With callbacks on, poll anyway once a callback is this overdue.",
+    )
+    deadline_seconds: float = Field(default=600.0, gt=0)
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    images: ImageSettings = ImageSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    discord: DiscordSettings = DiscordSettings()
+    jobs: JobSettings = JobSettings()
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=lambda: {"replicate": ReplicateProviderSettings()}
+    )
+    tiers: dict[Tier, TierSettings]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unlisted_tiers_use_every_provider(cls, data: object) -> object:
+        """A tier the file does not mention is served by all providers, in file order."""
+        if not isinstance(data, dict):
+            return data
+        providers = data.get("providers")
+        names = list(providers) if isinstance(providers, dict) and providers else ["replicate"]
+        tiers = data.get("tiers")
+        tiers = dict(tiers) if isinstance(tiers, dict) else {}
+        for tier in Tier:
+            tiers.setdefault(tier.value, {"providers": names})
+        return {**data, "tiers": tiers}
+
+    @model_validator(mode="after")
+    def _tiers_name_known_providers(self) -> Settings:
+        problems = [
+            f"tiers.{tier.value}.providers names unknown provider {name!r}"
+            for tier, tier_settings in self.tiers.items()
+            for name in tier_settings.providers
+            if name not in self.providers
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ConfigInvalid(Exception):
+    """Raised with every problem found, so an operator fixes them all in one go."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read ``path`` (or ``config.toml`` if present, else defaults) into validated settings."""
+    if path is None:
+        path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    raw: dict[str, object] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigInvalid([f"cannot read {path}: {exc.strerror}"]) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigInvalid([f"{path} is not valid TOML: {exc}"]) from exc
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigInvalid([_describe(error) for error in exc.errors()]) from exc
+
+
+def _describe(error: ErrorDetails) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    return f"{location}: {error['msg']}" if location else error["msg"]
+
+
+class Secrets(BaseModel):
+    """Secrets resolved from the environment; SecretStr keeps them out of reprs and logs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    discord_token: SecretStr | None
+    provider_api_keys: dict[str, SecretStr]
+    webhook_secrets: dict[str, SecretStr]
+
+
+def read_secrets(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, require_discord: bool = True
+) -> tuple[Secrets, list[str]]:
+    """Resolve every secret the settings name; return them with a list of what is missing."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    def lookup(variable: str) -> SecretStr | None:
+        value = env.get(variable, "").strip()
+        return SecretStr(value) if value else None
+
+    discord_token = lookup(settings.discord.token_env)
+    if discord_token is None and require_discord:
+        problems.append(f"environment variable {settings.discord.token_env} is not set")
+    api_keys: dict[str, SecretStr] = {}
+    webhook_secrets: dict[str, SecretStr] = {}
+    for name, provider in settings.providers.items():
+        key = lookup(provider.api_key_env)
+        if key is None:
+            problems.append(
+                f"providers.{name}: environment variable {provider.api_key_env} is not set"
+            )
+        else:
+            api_keys[name] = key
+        secret = lookup(provider.webhook_secret_env)
+        if secret is not None:
+            if not secret.get_secret_value().startswith("whsec_"):
+                problems.append(
+                    f"providers.{name}: {provider.webhook_secret_env} must start with whsec_"
+                )
+            else:
+                webhook_secrets[name] = secret
+    secrets = Secrets(
+        discord_token=discord_token,
+        provider_api_keys=api_keys,
+        webhook_secrets=webhook_secrets,
+    )
+    return secrets, problems

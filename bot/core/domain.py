@@ -1,0 +1,115 @@
+"""Domain vocabulary shared by every layer: what a member asks for and what a job is."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+class Tier(enum.StrEnum):
+    """Imagen 4 quality tiers; prices per image are $0.02 / $0.04 / $0.06 (providers.md §1.10)."""
+
+    FAST = "fast"
+    STANDARD = "standard"
+    ULTRA = "ultra"
+
+
+class AspectRatio(enum.StrEnum):
+    """The five ratios every Imagen 4 API accepts (providers.md §1.4, §4.2)."""
+
+    SQUARE = "1:1"
+    PORTRAIT_TALL = "9:16"
+    LANDSCAPE_WIDE = "16:9"
+    PORTRAIT = "3:4"
+    LANDSCAPE = "4:3"
+
+
+class SafetyLevel(enum.StrEnum):
+    """Google's safety filter levels, strictest first (providers.md §1.4)."""
+
+    BLOCK_LOW_AND_ABOVE = "block_low_and_above"
+    BLOCK_MEDIUM_AND_ABOVE = "block_medium_and_above"
+    BLOCK_ONLY_HIGH = "block_only_high"
+
+
+class OutputFormat(enum.StrEnum):
+    JPG = "jpg"
+    PNG = "png"
+
+
+class JobState(enum.StrEnum):
+    """Life of a job; the jobs table is the queue and the source of truth.
+
+    queued → submitted → succeeded | failed → delivered, or undeliverable when no Discord
+    destination accepted the result (the images stay on disk).
+    """
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.DELIVERED, JobState.UNDELIVERABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """What a member asked for, already validated against the bot's limits."""
+
+    prompt: str
+    tier: Tier = Tier.FAST
+    aspect_ratio: AspectRatio = AspectRatio.SQUARE
+    safety: SafetyLevel = SafetyLevel.BLOCK_MEDIUM_AND_ABOVE
+    output_format: OutputFormat = OutputFormat.JPG
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordTarget:
+    """Where a result goes. Plain ids and strings so the core never needs discord.py.
+
+    The interaction token lets the bot answer through the interaction webhook for 15 minutes
+    (Discord's documented token lifetime), which works even where the bot may not post.
+    """
+
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    application_id: int
+    interaction_token: str
+    interaction_expires_at: datetime
+    attachment_size_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the jobs table."""
+
+    id: int
+    state: JobState
+    request: GenerationRequest
+    target: DiscordTarget
+    provider: str | None
+    provider_job_id: str | None
+    callback_token: str
+    attempts: int
+    error: str | None
+    delivery_error: str | None
+    image_paths: tuple[Path, ...]
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @property
+    def generation_seconds(self) -> float | None:
+        """Time from the member's request until the image was stored."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.created_at).total_seconds()

@@ -1,0 +1,113 @@
+"""The bot's error vocabulary.
+
+Every error the core raises on purpose carries a ``user_message`` written for the member who
+ran the command. The Discord boundary has exactly one table that turns these into replies; any
+other exception is a bug and gets a generic reply with a reference id.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """An expected failure with a message that is safe and useful to show in Discord."""
+
+    user_message: str = "Something went wrong."
+
+    def __init__(self, user_message: str | None = None, *, detail: str | None = None) -> None:
+        if user_message is not None:
+            self.user_message = user_message
+        # ``detail`` is for logs only: it may hold provider text the member should not see.
+        self.detail = detail
+        super().__init__(detail or self.user_message)
+
+
+class InvalidRequest(BotError):
+    """The member's input cannot be accepted; nothing was stored or spent."""
+
+
+class ProviderError(BotError):
+    """A provider call failed. Subclasses say whether trying again can help."""
+
+    user_message = "The image service had a problem. Please try again in a few minutes."
+
+
+class ProviderAuthError(ProviderError):
+    user_message = (
+        "The image service rejected the bot's API key. A server admin needs to check the "
+        "bot's configuration."
+    )
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request itself (HTTP 4xx validation); retrying cannot help."""
+
+    user_message = "The image service refused this request."
+
+
+class ProviderRateLimited(ProviderError):
+    """HTTP 429: nothing was created, so the same create may be sent again (providers.md §1.8)."""
+
+    user_message = "The image service is busy right now. Please try again in a minute."
+
+    def __init__(self, retry_after: float | None = None, *, detail: str | None = None) -> None:
+        super().__init__(detail=detail)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """HTTP 5xx, an HTML error page or a refused connection."""
+
+    def __init__(self, *, detail: str | None = None, request_was_sent: bool = True) -> None:
+        super().__init__(detail=detail)
+        # A refused connection means the request never reached the provider, so a create can
+        # be retried without risking a second charge; anything else may have been processed.
+        self.request_was_sent = request_was_sent
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time; whatever was sent may still have been processed."""
+
+    user_message = "The image service did not answer in time. Please try again later."
+
+
+class GenerationFailed(ProviderError):
+    """The provider accepted the job and then reported that it failed."""
+
+    user_message = "The image service could not generate this image. Please try again."
+
+
+class SafetyBlocked(GenerationFailed):
+    user_message = (
+        "The image service's safety filter blocked this prompt or its result. Try rewording "
+        "it, or ask for a more lenient safety level if the server allows it."
+    )
+
+
+class DeadlineExceeded(ProviderError):
+    user_message = "The image took too long to generate and was canceled. Please try again."
+
+
+class ResultUnavailable(ProviderError):
+    """The image finished but could not be fetched (expired after the provider's retention)."""
+
+    user_message = (
+        "The image was generated but could not be downloaded before the service deleted it."
+    )
+
+
+class DeliveryFailed(BotError):
+    """No Discord destination accepted the result (deleted channel, missing permissions...)."""
+
+    user_message = "The result could not be posted in Discord."
+
+
+class CallbackRejected(Exception):
+    """A provider callback that must change nothing; ``status`` is the HTTP answer.
+
+    Not a BotError: nobody in Discord ever sees it, the provider gets the status code.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

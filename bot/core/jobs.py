@@ -1,0 +1,365 @@
+"""The job service: accepts requests, drives each job through its provider, and resumes after a
+restart. The jobs table is the queue; this module only keeps tasks and wake-up events in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from urllib.parse import urlencode
+
+from bot.core.config import JobSettings
+from bot.core.delivery import DeliveryService
+from bot.core.domain import DiscordTarget, GenerationRequest, Job, JobState, Tier
+from bot.core.errors import (
+    BotError,
+    CallbackRejected,
+    DeadlineExceeded,
+    InvalidRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ResultUnavailable,
+)
+from bot.core.images import Image, ImageStore
+from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
+from bot.core.storage.jobs import JobRepository
+
+log = logging.getLogger(__name__)
+
+CREATE_ATTEMPTS = 3
+# A 429 asking for a longer pause than this fails the job rather than hold a worker for long.
+MAX_RETRY_WAIT_SECONDS = 60.0
+DOWNLOAD_ATTEMPTS = 3
+
+UNCONFIRMED_CREATE = (
+    "The image service did not confirm your request. To make sure you are never charged "
+    "twice, the bot did not send it again. Please run /imagine again."
+)
+INTERRUPTED_CREATE = (
+    "The bot restarted while sending your request. To make sure you are never charged twice, "
+    "it was not sent again. Please run /imagine again."
+)
+INTERNAL_ERROR = "An internal error stopped this job. The bot's operator has been told."
+
+
+def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> GenerationRequest:
+    """Return the request with a cleaned prompt, or raise InvalidRequest."""
+    prompt = request.prompt.strip()
+    if not prompt:
+        raise InvalidRequest("Please describe the image you want: the prompt is empty.")
+    if len(prompt) > max_prompt_length:
+        raise InvalidRequest(
+            f"Your prompt is {len(prompt)} characters long; the limit is {max_prompt_length}. "
+            "Please shorten it."
+        )
+    return dataclasses.replace(request, prompt=prompt)
+
+
+def poll_waits(settings: JobSettings, *, first_wait: float = 0.0) -> Iterator[float]:
+    """Seconds to wait between polls: an optional callback grace, then doubling to a cap.
+
+    Replicate's own client polls every 0.5 s, too eager for a bot; 1 s doubling to 5 s follows
+    providers.md §1.8.
+    """
+    if first_wait > 0:
+        yield first_wait
+    delay = settings.poll_initial_seconds
+    while True:
+        yield delay
+        delay = min(delay * 2, settings.poll_max_seconds)
+
+
+async def await_completion(
+    provider: ImageProvider,
+    provider_job_id: str,
+    *,
+    deadline: float,
+    waits: Iterator[float],
+    wake: asyncio.Event,
+    clock: Callable[[], float] = time.time,
+) -> ProviderJob:
+    """Ask the provider until the job is finished; ``wake`` (a callback) cuts a wait short.
+
+    Transient poll failures are retried on the next turn. At the deadline the provider job is
+    canceled (best effort) and DeadlineExceeded is raised.
+    """
+    while True:
+        wake.clear()
+        try:
+            snapshot = await provider.fetch(provider_job_id)
+        except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:
+            log.warning("poll of %s failed, will retry: %s", provider_job_id, exc.detail)
+        else:
+            if snapshot.status is not ProviderStatus.PENDING:
+                return snapshot
+        remaining = deadline - clock()
+        if remaining <= 0:
+            with contextlib.suppress(ProviderError):
+                await provider.cancel(provider_job_id)
+            raise DeadlineExceeded(detail=f"{provider_job_id} still running at the deadline")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=min(next(waits), remaining))
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        repository: JobRepository,
+        providers: Mapping[str, ImageProvider],
+        tiers: Mapping[Tier, Sequence[str]],
+        images: ImageStore,
+        delivery: DeliveryService,
+        settings: JobSettings,
+        max_prompt_length: int,
+        public_url: str | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._jobs = repository
+        self._providers = providers
+        self._tiers = tiers
+        self._images = images
+        self._delivery = delivery
+        self._settings = settings
+        self._max_prompt_length = max_prompt_length
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._callbacks: dict[int, asyncio.Event] = {}
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- requests from members
+
+    async def submit(self, request: GenerationRequest, target: DiscordTarget) -> Job:
+        """Store a validated request as a queued job and wake the dispatcher."""
+        request = validate_request(request, max_prompt_length=self._max_prompt_length)
+        job = await self._jobs.create(
+            request, target, callback_token=secrets.token_urlsafe(32), now=self._clock()
+        )
+        log.info("job %s queued (tier %s)", job.id, request.tier.value)
+        self._wake.set()
+        return job
+
+    async def queue_position(self, job_id: int) -> int:
+        return await self._jobs.queue_position(job_id)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Resume every unfinished job, then start taking queued ones in order."""
+        for job in await self._jobs.unfinished():
+            if job.state is JobState.QUEUED and job.attempts > 0:
+                # A create may or may not have reached the provider before the restart.
+                await self._fail(job, BotError(INTERRUPTED_CREATE, detail="create interrupted"))
+                self._spawn(job.id)
+            elif job.state is not JobState.QUEUED:
+                self._spawn(job.id)
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Cancel in-memory work; every job's state is in the database for the next start."""
+        tasks = [task for task in (self._dispatcher, *self._running.values()) if task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._dispatcher = None
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            free = self._settings.max_concurrent - len(self._running)
+            if free <= 0:
+                continue
+            for job in await self._jobs.queued(limit=free, excluding=self._running.keys()):
+                self._spawn(job.id)
+
+    def _spawn(self, job_id: int) -> None:
+        if job_id in self._running:
+            return
+        task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+        self._running[job_id] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._running.pop(job_id, None)
+            self._callbacks.pop(job_id, None)
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    # ----------------------------------------------------------------- one job
+
+    async def _run(self, job_id: int) -> None:
+        try:
+            job = await self._load(job_id)
+            if job.state is JobState.QUEUED:
+                # Shielded: a shutdown must not cut a create between sending and recording it.
+                job = await asyncio.shield(self._submit(job))
+            if job.state is JobState.SUBMITTED:
+                job = await self._await_result(job)
+            if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+                await self._delivery.deliver(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error", job_id)
+            job = await self._load(job_id)
+            if job.state in (JobState.QUEUED, JobState.SUBMITTED):
+                await self._fail(job, BotError(INTERNAL_ERROR))
+                await self._delivery.deliver(await self._load(job_id))
+
+    async def _submit(self, job: Job) -> Job:
+        provider = self._providers[self._tiers[job.request.tier][0]]
+        callback_url = self._callback_url(provider.name, job)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            await self._jobs.record_attempt(job.id, provider=provider.name, now=self._clock())
+            try:
+                created = await provider.start(job.request, callback_url=callback_url)
+            except ProviderRateLimited as exc:
+                # A 429 means nothing was created, so sending again is safe (providers.md §1.8).
+                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+                if attempt == CREATE_ATTEMPTS or wait > MAX_RETRY_WAIT_SECONDS:
+                    return await self._fail(job, exc)
+                await asyncio.sleep(wait)
+                continue
+            except ProviderUnavailable as exc:
+                if exc.request_was_sent:
+                    return await self._fail(job, BotError(UNCONFIRMED_CREATE, detail=exc.detail))
+                if attempt == CREATE_ATTEMPTS:
+                    return await self._fail(job, exc)
+                await asyncio.sleep(2.0**attempt)
+                continue
+            except ProviderTimeout as exc:
+                return await self._fail(job, BotError(UNCONFIRMED_CREATE, detail=exc.detail))
+            except ProviderError as exc:
+                return await self._fail(job, exc)
+            await self._jobs.mark_submitted(
+                job.id, provider=provider.name, provider_job_id=created.id, now=self._clock()
+            )
+            log.info("job %s submitted to %s as %s", job.id, provider.name, created.id)
+            submitted = await self._load(job.id)
+            if created.status is ProviderStatus.PENDING:
+                return submitted
+            return await self._complete(submitted, created)
+        raise AssertionError("unreachable: every attempt returns or continues")
+
+    async def _await_result(self, job: Job) -> Job:
+        """Poll once, then wait for a callback (or poll with backoff) until the job ends."""
+        assert job.provider is not None
+        assert job.provider_job_id is not None
+        provider = self._providers[job.provider]
+        grace = 0.0
+        if self._callback_url(provider.name, job):
+            submitted_at = (job.submitted_at or job.created_at).timestamp()
+            grace = max(0.0, submitted_at + self._settings.callback_grace_seconds - self._clock())
+        try:
+            snapshot = await await_completion(
+                provider,
+                job.provider_job_id,
+                deadline=job.created_at.timestamp() + self._settings.deadline_seconds,
+                waits=poll_waits(self._settings, first_wait=grace),
+                wake=self._callbacks.setdefault(job.id, asyncio.Event()),
+                clock=self._clock,
+            )
+        except ProviderError as exc:
+            return await self._fail(job, exc)
+        return await self._complete(job, snapshot)
+
+    async def _complete(self, job: Job, snapshot: ProviderJob) -> Job:
+        if snapshot.status is ProviderStatus.FAILED:
+            assert snapshot.failure is not None
+            return await self._fail(job, snapshot.failure)
+        assert job.provider is not None
+        try:
+            images = await self._download(self._providers[job.provider], snapshot)
+        except ProviderError as exc:
+            return await self._fail(job, exc)
+        paths = await self._images.save(f"job-{job.id}", images)
+        await self._jobs.mark_succeeded(job.id, image_paths=paths, now=self._clock())
+        log.info("job %s succeeded with %d image(s)", job.id, len(paths))
+        return await self._load(job.id)
+
+    async def _download(self, provider: ImageProvider, snapshot: ProviderJob) -> list[Image]:
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                return await provider.download(snapshot)
+            except ResultUnavailable:
+                raise
+            except ProviderError as exc:
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise ResultUnavailable(detail=exc.detail) from exc
+                await asyncio.sleep(float(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _fail(self, job: Job, error: BotError) -> Job:
+        log.info("job %s failed: %s (%s)", job.id, type(error).__name__, error.detail)
+        await self._jobs.mark_failed(job.id, error=error.user_message, now=self._clock())
+        return await self._load(job.id)
+
+    async def _load(self, job_id: int) -> Job:
+        job = await self._jobs.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} vanished from the database")
+        return job
+
+    def _callback_url(self, provider_name: str, job: Job) -> str | None:
+        if self._public_url is None:
+            return None
+        query = urlencode({"job": job.id, "token": job.callback_token})
+        return f"{self._public_url}/callbacks/{provider_name}?{query}"
+
+    # ----------------------------------------------------------------- provider callbacks
+
+    async def handle_callback(
+        self,
+        provider_name: str,
+        *,
+        job_id: int,
+        token: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> str:
+        """Authenticate a callback and wake its job; return what happened, for the log.
+
+        A callback is only a trigger: the job re-reads the provider's own record before
+        believing anything (providers.md §1.6), so the body is checked but never trusted.
+        """
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            raise CallbackRejected(404, "unknown provider")
+        delivery_id = await provider.authenticate_callback(headers, body)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise CallbackRejected(400, "body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise CallbackRejected(400, "body is not a JSON object")
+        job = await self._jobs.get(job_id)
+        if (
+            job is None
+            or job.provider != provider_name
+            or not hmac.compare_digest(token.encode(), job.callback_token.encode())
+        ):
+            raise CallbackRejected(404, "unknown job")
+        reported_id = payload.get("id")
+        if job.provider_job_id is not None and reported_id != job.provider_job_id:
+            raise CallbackRejected(400, "callback is about another prediction")
+        if delivery_id is not None and not await self._jobs.remember_delivery(
+            provider=provider_name, delivery_id=delivery_id, job_id=job.id, now=self._clock()
+        ):
+            return "duplicate"
+        if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
+            return "late"
+        self._callbacks.setdefault(job.id, asyncio.Event()).set()
+        return "accepted"

@@ -1,0 +1,70 @@
+"""The aiohttp app that receives provider callbacks.
+
+Transport checks (method, content type, size, query) answer 4xx before anything is parsed;
+authentication runs on the raw bytes; a genuine callback is acknowledged at once and the job
+service does the work in its own task, so the provider never waits on Discord or disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from aiohttp import web
+
+from bot.core.errors import CallbackRejected
+
+log = logging.getLogger(__name__)
+
+
+class CallbackHandler(Protocol):
+    async def handle_callback(
+        self,
+        provider_name: str,
+        *,
+        job_id: int,
+        token: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> str: ...
+
+
+def create_listener_app(handler: CallbackHandler, *, max_body_bytes: int) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def callback(request: web.Request) -> web.Response:
+        provider_name = request.match_info["provider"]
+        try:
+            job_id, token = _transport_checks(request, max_body_bytes)
+            body = await request.read()
+            outcome = await handler.handle_callback(
+                provider_name, job_id=job_id, token=token, headers=request.headers, body=body
+            )
+        except CallbackRejected as exc:
+            log.warning("callback for %s rejected: %s", provider_name, exc.reason)
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("callback for %s rejected: body too large", provider_name)
+            return web.json_response({"error": "body too large"}, status=413)
+        log.info("callback for %s job %s: %s", provider_name, job_id, outcome)
+        return web.json_response({"status": outcome})
+
+    # client_max_size makes aiohttp itself refuse a longer body while reading it, which also
+    # covers chunked requests that carry no Content-Length.
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/callbacks/{provider}", callback)
+    return app
+
+
+def _transport_checks(request: web.Request, max_body_bytes: int) -> tuple[int, str]:
+    if request.content_type != "application/json":
+        raise CallbackRejected(415, "content type must be application/json")
+    if request.content_length is not None and request.content_length > max_body_bytes:
+        raise CallbackRejected(413, "body too large")
+    job, token = request.query.get("job", ""), request.query.get("token", "")
+    if not job.isdigit() or not token:
+        raise CallbackRejected(400, "callback URL lacks job and token")
+    return int(job), token

@@ -1,0 +1,136 @@
+"""The HTTP helper every provider client shares: one session, typed errors, bounded bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from bot.core.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+# An Imagen 4 image is 1-3 MB at 2K; 50 MiB is far beyond any genuine result.
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+# Error bodies and JSON answers are small; an HTML error page can be large and is cut.
+MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON (an HTML error page, say)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def detail(self) -> str:
+        """A short, log-safe description of an error body (problem+json or anything else)."""
+        payload = self.json()
+        if isinstance(payload, dict):
+            for key in ("detail", "title", "message", "msg", "error"):
+                value = payload.get(key)
+                if isinstance(value, str) and value:
+                    return value[:_DETAIL_CHARS]
+        text = self.body.decode("utf-8", errors="replace").strip()
+        if text.lstrip().startswith("<"):
+            return f"HTTP {self.status} with an HTML page"
+        return text[:_DETAIL_CHARS] or f"HTTP {self.status}"
+
+    def retry_after(self) -> float | None:
+        """Seconds from a Retry-After header (integer or HTTP date), if any."""
+        value = self.headers.get("Retry-After")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def error_for(response: HttpResponse) -> ProviderError:
+    """Map an unsuccessful response to the error vocabulary (providers.md §1.7)."""
+    detail = response.detail()
+    if response.status in (401, 403):
+        return ProviderAuthError(detail=detail)
+    if response.status == 429:
+        return ProviderRateLimited(response.retry_after(), detail=detail)
+    if 400 <= response.status < 500:
+        return ProviderRejected(detail=detail)
+    return ProviderUnavailable(detail=detail)
+
+
+class HttpClient:
+    """Sends requests and turns transport failures into ProviderError subclasses."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        timeout: float,
+        max_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> HttpResponse:
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as response:
+                body = await self._read_capped(response, max_bytes)
+                return HttpResponse(response.status, response.headers, body)
+        except TimeoutError as exc:
+            raise ProviderTimeout(detail=f"{method} {url} timed out after {timeout}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            # The TCP connection never opened: the provider cannot have seen the request.
+            raise ProviderUnavailable(
+                detail=f"cannot connect to {url}: {exc.os_error}", request_was_sent=False
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderUnavailable(detail=f"{method} {url} failed: {exc!r}") from exc
+
+    @staticmethod
+    async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+        if response.content_length is not None and response.content_length > max_bytes:
+            raise ProviderUnavailable(detail=f"response of {response.content_length} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ProviderUnavailable(detail=f"response larger than {max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)

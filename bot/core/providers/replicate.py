@@ -1,0 +1,226 @@
+"""Replicate and Replicate-compatible proxies (kkiai and others): providers.md §1."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from pydantic import SecretStr
+
+from bot.core.config import ReplicateProviderSettings
+from bot.core.domain import GenerationRequest
+from bot.core.errors import (
+    CallbackRejected,
+    GenerationFailed,
+    ProviderError,
+    ProviderUnavailable,
+    ResultUnavailable,
+    SafetyBlocked,
+)
+from bot.core.images import Image, sniff_extension
+from bot.core.providers.base import ProviderJob, ProviderStatus
+from bot.core.providers.http import MAX_DOWNLOAD_BYTES, HttpClient, error_for
+from bot.core.webhooks import signing_key, verify_signature
+
+# Replicate's error strings for Imagen safety blocks carry code E005 (providers.md §1.3).
+_SAFETY_MARKERS = ("flagged as sensitive", "(e005)", "safety", "nsfw")
+_FAILED_STATUSES = frozenset({"failed", "canceled", "aborted"})
+
+
+class ReplicateProvider:
+    """One configured Replicate-format endpoint.
+
+    Proxies echo ``urls.get`` pointing at api.replicate.com where their key does not work, so
+    every URL is built from the configured base (providers.md §0.5).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: ReplicateProviderSettings,
+        *,
+        api_key: SecretStr,
+        webhook_secret: SecretStr | None,
+        http: HttpClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._api_key = api_key
+        self._webhook_secret = webhook_secret
+        self._http = http
+        self._clock = clock
+        self._base = str(settings.base_url).rstrip("/")
+        self._key: bytes | None = None
+
+    async def start(self, request: GenerationRequest, *, callback_url: str | None) -> ProviderJob:
+        body: dict[str, Any] = {
+            "input": {
+                "prompt": request.prompt,
+                "aspect_ratio": request.aspect_ratio.value,
+                "output_format": request.output_format.value,
+                "safety_filter_level": request.safety.value,
+            }
+        }
+        if callback_url is not None:
+            # Only the terminal event: Replicate retries just that one (providers.md §1.5).
+            body["webhook"] = callback_url
+            body["webhook_events_filter"] = ["completed"]
+        headers = self._auth_headers()
+        if self._settings.cancel_after:
+            # A prediction that has not started by then is aborted and not billed (§1.2).
+            headers["Cancel-After"] = self._settings.cancel_after
+        model = self._settings.models[request.tier]
+        response = await self._http.request(
+            "POST",
+            f"{self._base}/models/{model}/predictions",
+            headers=headers,
+            json_body=body,
+            timeout=self._settings.request_timeout_seconds,
+        )
+        if not response.ok:  # 201 and 202 are both success (providers.md §0.1)
+            raise error_for(response)
+        return self._parse(response.json())
+
+    async def fetch(self, provider_job_id: str) -> ProviderJob:
+        response = await self._http.request(
+            "GET",
+            f"{self._base}/predictions/{provider_job_id}",
+            headers=self._auth_headers(),
+            timeout=self._settings.request_timeout_seconds,
+        )
+        if not response.ok:
+            raise error_for(response)
+        return self._parse(response.json())
+
+    async def cancel(self, provider_job_id: str) -> None:
+        response = await self._http.request(
+            "POST",
+            f"{self._base}/predictions/{provider_job_id}/cancel",
+            headers=self._auth_headers(),
+            timeout=self._settings.request_timeout_seconds,
+        )
+        if not response.ok:
+            raise error_for(response)
+
+    async def download(self, job: ProviderJob) -> list[Image]:
+        return [await self._download_one(url) for url in job.output_urls]
+
+    async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        if not self._settings.verifies_signatures:
+            # Proxies do not sign; the per-job URL token and a confirming GET stand in (§1.6).
+            return None
+        key = await self._signing_key()
+        return verify_signature(key, headers, body, now=self._clock())
+
+    async def _signing_key(self) -> bytes:
+        if self._key is None:
+            secret = self._webhook_secret
+            if secret is None:
+                secret = await self._fetch_default_secret()
+            self._key = signing_key(secret.get_secret_value())
+        return self._key
+
+    async def _fetch_default_secret(self) -> SecretStr:
+        """Ask Replicate for the account's signing secret (``GET /webhooks/default/secret``)."""
+        try:
+            response = await self._http.request(
+                "GET",
+                f"{self._base}/webhooks/default/secret",
+                headers=self._auth_headers(),
+                timeout=self._settings.request_timeout_seconds,
+            )
+        except ProviderError as exc:
+            raise CallbackRejected(503, "webhook secret not available yet") from exc
+        payload = response.json()
+        key = payload.get("key") if isinstance(payload, dict) else None
+        if not response.ok or not isinstance(key, str):
+            # 503 makes Replicate retry later, when the secret may be reachable again.
+            raise CallbackRejected(503, "webhook secret not available yet")
+        return SecretStr(key)
+
+    async def _download_one(self, url: str) -> Image:
+        if url.startswith("data:"):
+            return _decode_data_uri(url)
+        host = urlsplit(url).hostname or ""
+        # Replicate's file host wants the token (providers.md §1.3); no other host gets it.
+        is_replicate_host = host == "replicate.delivery" or host.endswith(".replicate.delivery")
+        response = await self._http.request(
+            "GET",
+            url,
+            headers=self._auth_headers() if is_replicate_host else None,
+            timeout=self._settings.request_timeout_seconds,
+            max_bytes=MAX_DOWNLOAD_BYTES,
+        )
+        if response.status in (403, 404, 410):
+            raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
+        if not response.ok:
+            raise error_for(response)
+        return Image(response.body, sniff_extension(response.body))
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    def _parse(self, payload: object) -> ProviderJob:
+        if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+            raise ProviderUnavailable(detail="the answer is not a prediction object")
+        prediction_id: str = payload["id"]
+        status = payload.get("status")
+        if status == "succeeded":
+            urls = _output_urls(payload.get("output"))
+            if payload.get("data_removed") or not urls:
+                return ProviderJob(
+                    prediction_id,
+                    ProviderStatus.FAILED,
+                    failure=ResultUnavailable(detail="prediction output was removed"),
+                )
+            return ProviderJob(prediction_id, ProviderStatus.SUCCEEDED, output_urls=urls)
+        if status in _FAILED_STATUSES:
+            return ProviderJob(
+                prediction_id, ProviderStatus.FAILED, failure=_failure(status, payload)
+            )
+        # starting, processing, or a status newer than this code: the deadline bounds the wait.
+        return ProviderJob(prediction_id, ProviderStatus.PENDING)
+
+
+def _output_urls(output: object) -> tuple[str, ...]:
+    """Imagen outputs one URI string; lists and data: URIs are accepted too (§0.3)."""
+    if isinstance(output, str) and output:
+        return (output,)
+    if isinstance(output, list):
+        return tuple(item for item in output if isinstance(item, str) and item)
+    return ()
+
+
+def _failure(status: object, payload: Mapping[str, Any]) -> GenerationFailed:
+    if status == "aborted":
+        return GenerationFailed(
+            "The image service could not start the job before its deadline. Please try again.",
+            detail="prediction aborted",
+        )
+    if status == "canceled":
+        return GenerationFailed(
+            "The job was canceled at the image service.", detail="prediction canceled"
+        )
+    error = payload.get("error")
+    text = error if isinstance(error, str) else ""
+    if any(marker in text.lower() for marker in _SAFETY_MARKERS):
+        return SafetyBlocked(detail=text)
+    return GenerationFailed(detail=text or "prediction failed")
+
+
+def _decode_data_uri(uri: str) -> Image:
+    header, _, data = uri.partition(",")
+    try:
+        raw = (
+            base64.b64decode(data, validate=True)
+            if header.endswith(";base64")
+            else unquote_to_bytes(data)
+        )
+    except binascii.Error as exc:
+        raise ResultUnavailable(detail="output data: URI is not valid base64") from exc
+    return Image(raw, sniff_extension(raw))

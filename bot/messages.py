@@ -1,0 +1,92 @@
+"""How jobs look in Discord. Member text only ever goes into embeds, escaped, and every
+message is sent with explicit allowed_mentions, so a prompt can never ping anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import discord
+
+from bot.core.domain import Job, Tier
+
+TIER_LABELS = {Tier.FAST: "Fast", Tier.STANDARD: "Standard", Tier.ULTRA: "Ultra"}
+COLOUR_OK = discord.Colour.green()
+COLOUR_WAIT = discord.Colour.blurple()
+COLOUR_ERROR = discord.Colour.red()
+# Embed descriptions hold at most 4096 characters (Discord's limit); prompts are shorter, but a
+# quoted prompt plus escapes must still fit.
+_PROMPT_CHARS = 3500
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def requester_only(user_id: int) -> discord.AllowedMentions:
+    """Ping the member who asked, and nobody else whatever the text says."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(id=user_id)], replied_user=False
+    )
+
+
+def quote_prompt(prompt: str) -> str:
+    text = discord.utils.escape_markdown(prompt[:_PROMPT_CHARS])
+    return discord.utils.escape_mentions(text)
+
+
+def _settings_line(job: Job) -> str:
+    request = job.request
+    return (
+        f"Imagen 4 {TIER_LABELS[request.tier]} · {request.aspect_ratio.value} · "
+        f"{request.output_format.value.upper()} · {request.safety.value.replace('_', ' ')}"
+    )
+
+
+def queued_embed(job: Job, position: int) -> discord.Embed:
+    where = "next in line" if position <= 1 else f"number {position} in the queue"
+    embed = discord.Embed(
+        title="Queued",
+        description=(
+            f"Your image is {where}. It will be posted in this channel when it is ready.\n\n"
+            f">>> {quote_prompt(job.request.prompt)}"
+        ),
+        colour=COLOUR_WAIT,
+    )
+    embed.set_footer(text=f"Job #{job.id} · {_settings_line(job)}")
+    return embed
+
+
+def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str]) -> discord.Embed:
+    embed = discord.Embed(description=quote_prompt(job.request.prompt), colour=COLOUR_OK)
+    embed.add_field(name="Tier", value=TIER_LABELS[job.request.tier])
+    embed.add_field(name="Aspect ratio", value=job.request.aspect_ratio.value)
+    seconds = job.generation_seconds
+    if seconds is not None:
+        embed.add_field(name="Took", value=f"{seconds:.1f} s")
+    if image_filename is not None:
+        embed.set_image(url=f"attachment://{image_filename}")
+    if oversized:
+        embed.add_field(
+            name="Not attached",
+            value=(
+                f"{len(oversized)} image(s) were larger than this server's upload limit; "
+                f"they are kept with job #{job.id}."
+            ),
+            inline=False,
+        )
+    embed.set_footer(text=f"Job #{job.id} · {_settings_line(job)}")
+    return embed
+
+
+def failure_embed(job: Job) -> discord.Embed:
+    embed = discord.Embed(
+        title="Your image could not be made",
+        description=job.error or "The job failed.",
+        colour=COLOUR_ERROR,
+    )
+    embed.add_field(name="Prompt", value=quote_prompt(job.request.prompt)[:1024], inline=False)
+    embed.set_footer(text=f"Job #{job.id} · {_settings_line(job)}")
+    return embed
+
+
+def error_embed(message: str) -> discord.Embed:
+    return discord.Embed(description=message, colour=COLOUR_ERROR)

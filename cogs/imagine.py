@@ -1,0 +1,105 @@
+"""/imagine: turn the interaction into a job request and acknowledge it at once."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice
+from discord.ext import commands
+
+from bot.core.domain import (
+    AspectRatio,
+    DiscordTarget,
+    GenerationRequest,
+    OutputFormat,
+    SafetyLevel,
+    Tier,
+)
+from bot.core.errors import InvalidRequest
+from bot.core.jobs import JobService
+from bot.messages import NO_MENTIONS, queued_embed
+
+# Discord's own ceiling for a string option is 6000; the bot's configured limit (checked by
+# the job service, with a friendly message) is lower.
+PROMPT_OPTION_MAX = 4000
+
+TIER_CHOICES = [
+    Choice(name="Fast: quickest, 1 credit ($0.02)", value=Tier.FAST.value),
+    Choice(name="Standard: more detail, 2 credits ($0.04)", value=Tier.STANDARD.value),
+    Choice(name="Ultra: best quality, 3 credits ($0.06)", value=Tier.ULTRA.value),
+]
+ASPECT_CHOICES = [
+    Choice(name="1:1 square", value=AspectRatio.SQUARE.value),
+    Choice(name="16:9 landscape (wide)", value=AspectRatio.LANDSCAPE_WIDE.value),
+    Choice(name="4:3 landscape", value=AspectRatio.LANDSCAPE.value),
+    Choice(name="3:4 portrait", value=AspectRatio.PORTRAIT.value),
+    Choice(name="9:16 portrait (tall)", value=AspectRatio.PORTRAIT_TALL.value),
+]
+SAFETY_CHOICES = [
+    Choice(name="Strict: block low risk and above", value=SafetyLevel.BLOCK_LOW_AND_ABOVE.value),
+    Choice(
+        name="Balanced: block medium risk and above",
+        value=SafetyLevel.BLOCK_MEDIUM_AND_ABOVE.value,
+    ),
+    Choice(name="Lenient: block only high risk", value=SafetyLevel.BLOCK_ONLY_HIGH.value),
+]
+FORMAT_CHOICES = [
+    Choice(name="JPG: smaller file", value=OutputFormat.JPG.value),
+    Choice(name="PNG: lossless", value=OutputFormat.PNG.value),
+]
+
+
+def target_of(interaction: discord.Interaction[discord.Client]) -> DiscordTarget:
+    if interaction.channel_id is None:
+        raise InvalidRequest("I cannot tell which channel to post in; please try again.")
+    return DiscordTarget(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user.id,
+        application_id=interaction.application_id,
+        interaction_token=interaction.token,
+        interaction_expires_at=interaction.expires_at,
+        attachment_size_limit=interaction.filesize_limit,
+    )
+
+
+class ImagineCog(commands.Cog):
+    def __init__(self, jobs: JobService) -> None:
+        self._jobs = jobs
+
+    @app_commands.command(name="imagine", description="Generate an image with Google Imagen 4")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What should the image show?",
+        tier="Quality tier (default: Fast)",
+        aspect_ratio="Shape of the image (default: 1:1 square)",
+        safety="How strictly to filter (default: Balanced)",
+        output_format="File type (default: JPG)",
+    )
+    @app_commands.choices(
+        tier=TIER_CHOICES,
+        aspect_ratio=ASPECT_CHOICES,
+        safety=SAFETY_CHOICES,
+        output_format=FORMAT_CHOICES,
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction[discord.Client],
+        prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX],
+        tier: str = Tier.FAST.value,
+        aspect_ratio: str = AspectRatio.SQUARE.value,
+        safety: str = SafetyLevel.BLOCK_MEDIUM_AND_ABOVE.value,
+        output_format: str = OutputFormat.JPG.value,
+    ) -> None:
+        request = GenerationRequest(
+            prompt=prompt,
+            tier=Tier(tier),
+            aspect_ratio=AspectRatio(aspect_ratio),
+            safety=SafetyLevel(safety),
+            output_format=OutputFormat(output_format),
+        )
+        job = await self._jobs.submit(request, target_of(interaction))
+        position = await self._jobs.queue_position(job.id)
+        await interaction.response.send_message(
+            embed=queued_embed(job, position), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.core.storage.database import open_database
+from bot.core.storage.jobs import JobRepository
+
+
+@pytest.fixture
+async def connection(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    connection = await open_database(tmp_path / "bot.sqlite3")
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def repository(connection: aiosqlite.Connection) -> JobRepository:
+    return JobRepository(connection)
+
+
+async def table_snapshot(connection: aiosqlite.Connection) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, to prove that a rejected request changed nothing."""
+    snapshot: dict[str, list[tuple[object, ...]]] = {}
+    async with connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ) as cursor:
+        tables = [row[0] for row in await cursor.fetchall()]
+    for table in tables:
+        async with connection.execute(f"SELECT * FROM {table} ORDER BY rowid") as cursor:  # noqa: S608
+            snapshot[table] = [tuple(row) for row in await cursor.fetchall()]
+    return snapshot

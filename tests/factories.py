@@ -1,0 +1,45 @@
+"""Small builders for domain objects, so each test states only what it is about."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.core.domain import (
+    AspectRatio,
+    DiscordTarget,
+    GenerationRequest,
+    OutputFormat,
+    SafetyLevel,
+    Tier,
+)
+
+GUILD_ID = 1_000_000_000_000_001
+CHANNEL_ID = 1_000_000_000_000_002
+USER_ID = 1_000_000_000_000_003
+APPLICATION_ID = 1_000_000_000_000_004
+
+
+def a_request(prompt: str = "a lighthouse at dusk", **overrides: object) -> GenerationRequest:
+    fields: dict[str, object] = {
+        "prompt": prompt,
+        "tier": Tier.FAST,
+        "aspect_ratio": AspectRatio.LANDSCAPE_WIDE,
+        "safety": SafetyLevel.BLOCK_MEDIUM_AND_ABOVE,
+        "output_format": OutputFormat.JPG,
+    }
+    fields.update(overrides)
+    return GenerationRequest(**fields)  # type: ignore[arg-type]
+
+
+def a_target(**overrides: object) -> DiscordTarget:
+    fields: dict[str, object] = {
+        "guild_id": GUILD_ID,
+        "channel_id": CHANNEL_ID,
+        "user_id": USER_ID,
+        "application_id": APPLICATION_ID,
+        "interaction_token": "interaction-token",
+        "interaction_expires_at": datetime.now(UTC) + timedelta(minutes=15),
+        "attachment_size_limit": 10 * 1024 * 1024,
+    }
+    fields.update(overrides)
+    return DiscordTarget(**fields)  # type: ignore[arg-type]
