@@ -75,7 +75,7 @@ async def test_queued_skips_jobs_already_held(repository: JobRepository) -> None
 
 
 async def test_queue_position_counts_older_queued_jobs(repository: JobRepository) -> None:
-    first, second, third = [await new_job(repository, f"t{n}") for n in range(3)]
+    first, _, third = [await new_job(repository, f"t{n}") for n in range(3)]
     await repository.mark_submitted(first, provider="r", provider_job_id="p", now=101)
     assert await repository.queue_position(third) == 2
 
