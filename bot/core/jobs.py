@@ -355,11 +355,11 @@ class JobService:
         reported_id = payload.get("id")
         if job.provider_job_id is not None and reported_id != job.provider_job_id:
             raise CallbackRejected(400, "callback is about another prediction")
+        if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
+            return "late"
         if delivery_id is not None and not await self._jobs.remember_delivery(
             provider=provider_name, delivery_id=delivery_id, job_id=job.id, now=self._clock()
         ):
             return "duplicate"
-        if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
-            return "late"
         self._callbacks.setdefault(job.id, asyncio.Event()).set()
         return "accepted"

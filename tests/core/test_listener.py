@@ -1,0 +1,273 @@
+"""Every way a callback can be refused leaves the database exactly as it was."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiosqlite
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import AnyHttpUrl, SecretStr
+
+from bot.core.config import JobSettings, ReplicateProviderSettings
+from bot.core.delivery import DeliveryService
+from bot.core.domain import Job, Tier
+from bot.core.images import ImageStore
+from bot.core.jobs import JobService
+from bot.core.listener import create_listener_app
+from bot.core.providers.http import HttpClient
+from bot.core.providers.replicate import ReplicateProvider
+from bot.core.storage.jobs import JobRepository
+from bot.core.webhooks import sign, signing_key
+from tests.conftest import table_snapshot
+from tests.factories import a_request, a_target
+
+SECRET = "whsec_" + base64.b64encode(b"listener-test-key-24byte").decode()
+PREDICTION_ID = "p5jXN8AQM9LWM0D4"
+MAX_BODY = 4096
+
+
+class NeverPublishes:
+    async def publish_images(self, *_: object) -> None:
+        raise AssertionError("callbacks must not publish")
+
+    async def publish_failure(self, *_: object) -> None:
+        raise AssertionError("callbacks must not publish")
+
+
+@pytest.fixture
+async def client(repository: JobRepository, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    async with aiohttp.ClientSession() as session:
+        http = HttpClient(session)
+        providers = {
+            "replicate": ReplicateProvider(
+                "replicate",
+                ReplicateProviderSettings(
+                    base_url=AnyHttpUrl("http://127.0.0.1:9/v1"), webhook_mode="signed"
+                ),
+                api_key=SecretStr("r8_test"),
+                webhook_secret=SecretStr(SECRET),
+                http=http,
+            ),
+            "proxy": ReplicateProvider(
+                "proxy",
+                ReplicateProviderSettings(base_url=AnyHttpUrl("http://127.0.0.1:9/replicate/v1")),
+                api_key=SecretStr("proxy-key"),
+                webhook_secret=None,
+                http=http,
+            ),
+        }
+        images = ImageStore(tmp_path / "images")
+        jobs = JobService(
+            repository=repository,
+            providers=providers,
+            tiers={tier: ["replicate"] for tier in Tier},
+            images=images,
+            delivery=DeliveryService(NeverPublishes(), images, repository),
+            settings=JobSettings(),
+            max_prompt_length=1000,
+            public_url="https://bot.example.com",
+        )
+        app = create_listener_app(jobs, max_body_bytes=MAX_BODY)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+            yield test_client
+
+
+async def submitted_job(repository: JobRepository, provider: str = "replicate") -> Job:
+    job = await repository.create(a_request(), a_target(), callback_token="tok-" + provider, now=1)
+    await repository.mark_submitted(job.id, provider=provider, provider_job_id=PREDICTION_ID, now=2)
+    return job
+
+
+def prediction_body(prediction_id: str = PREDICTION_ID) -> bytes:
+    return json.dumps({"id": prediction_id, "status": "succeeded", "output": "x"}).encode()
+
+
+def signed_headers(
+    body: bytes, *, webhook_id: str = "msg_1", timestamp: int | None = None
+) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = sign(signing_key(SECRET), webhook_id, timestamp, body)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{signature}",
+    }
+
+
+async def post(
+    client: TestClient[Any, Any],
+    job: Job,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    provider: str = "replicate",
+    token: str | None = None,
+) -> aiohttp.ClientResponse:
+    params = {"job": str(job.id), "token": job.callback_token if token is None else token}
+    return await client.post(f"/callbacks/{provider}", data=body, headers=headers, params=params)
+
+
+async def test_healthz_answers_ok(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_genuine_callback_is_accepted_and_remembered(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = prediction_body()
+    response = await post(client, job, body, signed_headers(body))
+    assert response.status == 200
+    assert await response.json() == {"status": "accepted"}
+    assert (await table_snapshot(connection))["webhook_deliveries"][0][:3] == (
+        "msg_1",
+        "replicate",
+        job.id,
+    )
+
+
+async def test_replayed_delivery_changes_nothing(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = prediction_body()
+    await post(client, job, body, signed_headers(body))
+    before = await table_snapshot(connection)
+    response = await post(client, job, body, signed_headers(body))
+    assert response.status == 200
+    assert await response.json() == {"status": "duplicate"}
+    assert await table_snapshot(connection) == before
+
+
+async def rejected(
+    client: TestClient[Any, Any],
+    connection: aiosqlite.Connection,
+    job: Job,
+    body: bytes,
+    headers: dict[str, str],
+    **kwargs: Any,
+) -> int:
+    """Post a callback and return its status, asserting the database did not change."""
+    before = await table_snapshot(connection)
+    response = await post(client, job, body, headers, **kwargs)
+    assert await table_snapshot(connection) == before
+    return response.status
+
+
+async def test_bad_signature_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    headers = signed_headers(prediction_body())
+    forged = prediction_body().replace(b"succeeded", b"failed")
+    assert await rejected(client, connection, job, forged, headers) == 401
+
+
+async def test_stale_timestamp_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = prediction_body()
+    stale = signed_headers(body, timestamp=int(time.time()) - 600)
+    assert await rejected(client, connection, job, body, stale) == 401
+
+
+async def test_oversized_body_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = json.dumps({"id": PREDICTION_ID, "logs": "x" * MAX_BODY}).encode()
+    assert await rejected(client, connection, job, body, signed_headers(body)) == 413
+
+
+async def test_body_that_is_not_json_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = b"{not json"
+    assert await rejected(client, connection, job, body, signed_headers(body)) == 400
+
+
+async def test_unknown_job_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = prediction_body()
+    ghost = dataclasses.replace(job, id=job.id + 100)
+    assert await rejected(client, connection, ghost, body, signed_headers(body)) == 404
+
+
+async def test_missing_signature_headers_are_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    headers = {"Content-Type": "application/json"}
+    assert await rejected(client, connection, job, prediction_body(), headers) == 400
+
+
+async def test_wrong_content_type_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = prediction_body()
+    headers = {**signed_headers(body), "Content-Type": "text/plain"}
+    assert await rejected(client, connection, job, body, headers) == 415
+
+
+async def test_callback_about_another_prediction_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    body = prediction_body("someone-elses-prediction")
+    assert await rejected(client, connection, job, body, signed_headers(body)) == 400
+
+
+async def test_callback_for_a_finished_job_changes_nothing(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository)
+    await repository.mark_failed(job.id, error="x", now=3)
+    await repository.mark_delivered(job.id, now=4)
+    body = prediction_body()
+    before = await table_snapshot(connection)
+    response = await post(client, job, body, signed_headers(body))
+    assert await response.json() == {"status": "late"}
+    assert await table_snapshot(connection) == before
+
+
+async def test_get_on_the_callback_route_is_refused(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/callbacks/replicate")
+    assert response.status == 405
+
+
+async def test_proxy_callback_needs_only_the_url_token(
+    client: TestClient[Any, Any], repository: JobRepository
+) -> None:
+    job = await submitted_job(repository, provider="proxy")
+    response = await post(
+        client, job, prediction_body(), {"Content-Type": "application/json"}, provider="proxy"
+    )
+    assert response.status == 200
+    assert await response.json() == {"status": "accepted"}
+
+
+async def test_proxy_callback_with_a_wrong_token_is_rejected(
+    client: TestClient[Any, Any], repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await submitted_job(repository, provider="proxy")
+    headers = {"Content-Type": "application/json"}
+    status = await rejected(
+        client, connection, job, prediction_body(), headers, provider="proxy", token="guess"
+    )
+    assert status == 404
