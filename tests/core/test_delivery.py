@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bot.core.delivery import Attachment, DeliveryService
+from bot.core.domain import Job, JobState
+from bot.core.errors import DeliveryFailed
+from bot.core.images import Image, ImageStore
+from bot.core.storage.jobs import JobRepository
+from tests.factories import a_request, a_target
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+class RecordingPublisher:
+    """The Publisher port, recording calls; ``failures`` are raised first, in order."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.images: list[tuple[int, list[str], list[str]]] = []
+        self.failed_jobs: list[int] = []
+
+    async def publish_images(
+        self, job: Job, attachments: Sequence[Attachment], oversized: Sequence[str]
+    ) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.images.append((job.id, [a.filename for a in attachments], list(oversized)))
+
+    async def publish_failure(self, job: Job) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.failed_jobs.append(job.id)
+
+
+async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: int) -> Job:
+    job = await repository.create(
+        a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
+    )
+    paths = await store.save(f"job-{job.id}", [Image(JPEG, "jpg")])
+    await repository.mark_succeeded(job.id, image_paths=paths, now=2)
+    loaded = await repository.get(job.id)
+    assert loaded is not None
+    return loaded
+
+
+async def state_of(repository: JobRepository, job_id: int) -> Job:
+    job = await repository.get(job_id)
+    assert job is not None
+    return job
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ImageStore:
+    return ImageStore(tmp_path / "images")
+
+
+async def test_succeeded_job_is_posted_once_and_marked_delivered(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher()
+    await DeliveryService(publisher, store, repository).deliver(job)
+    assert publisher.images == [(job.id, [f"job-{job.id}-1.jpg"], [])]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_image_over_the_upload_limit_is_named_not_attached(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10)
+    publisher = RecordingPublisher()
+    await DeliveryService(publisher, store, repository).deliver(job)
+    assert publisher.images == [(job.id, [], [f"job-{job.id}-1.jpg"])]
+
+
+async def test_failed_job_gets_a_failure_notice(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await repository.create(a_request(), a_target(), callback_token="t", now=1)
+    await repository.mark_failed(job.id, error="blocked", now=2)
+    publisher = RecordingPublisher()
+    await DeliveryService(publisher, store, repository).deliver(await state_of(repository, job.id))
+    assert publisher.failed_jobs == [job.id]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_refused_destination_makes_the_job_undeliverable_and_keeps_the_image(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher(DeliveryFailed(detail="channel deleted"))
+    await DeliveryService(publisher, store, repository).deliver(job)
+    after = await state_of(repository, job.id)
+    assert after.state is JobState.UNDELIVERABLE
+    assert after.delivery_error == "channel deleted"
+    assert all(path.exists() for path in after.image_paths)
+
+
+async def test_transient_errors_are_retried_before_succeeding(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher(ConnectionResetError(), ConnectionResetError())
+    service = DeliveryService(publisher, store, repository, retry_delays=(0, 0, 0))
+    await service.deliver(job)
+    assert len(publisher.images) == 1
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_persistent_transient_errors_end_undeliverable(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher(*(ConnectionResetError() for _ in range(3)))
+    service = DeliveryService(publisher, store, repository, retry_delays=(0, 0))
+    await service.deliver(job)
+    assert publisher.images == []
+    assert (await state_of(repository, job.id)).state is JobState.UNDELIVERABLE
+
+
+async def test_missing_image_file_makes_the_job_undeliverable(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    job.image_paths[0].unlink()
+    publisher = RecordingPublisher()
+    await DeliveryService(publisher, store, repository).deliver(job)
+    assert (await state_of(repository, job.id)).state is JobState.UNDELIVERABLE
