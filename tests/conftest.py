@@ -33,3 +33,12 @@ async def table_snapshot(connection: aiosqlite.Connection) -> dict[str, list[tup
         async with connection.execute(f"SELECT * FROM {table} ORDER BY rowid") as cursor:  # noqa: S608
             snapshot[table] = [tuple(row) for row in await cursor.fetchall()]
     return snapshot
+
+
+async def move_to_submitted(
+    repository: JobRepository, job_id: int, *, provider: str = "replicate", prediction: str = "p1"
+) -> None:
+    assert await repository.mark_submitting(job_id, provider=provider, now=2)
+    assert await repository.mark_submitted(
+        job_id, provider=provider, provider_job_id=prediction, now=3
+    )

@@ -42,11 +42,14 @@ class OutputFormat(enum.StrEnum):
 class JobState(enum.StrEnum):
     """Life of a job; the jobs table is the queue and the source of truth.
 
-    queued → submitted → succeeded | failed → delivered, or undeliverable when no Discord
-    destination accepted the result (the images stay on disk).
+    queued → submitting → submitted → succeeded | failed → delivered, or undeliverable when no
+    Discord destination accepted the result (the images stay on disk). ``submitting`` covers
+    exactly the moment a create request may be in flight: a job found in it after a crash may or
+    may not exist at the provider, so it is never sent again.
     """
 
     QUEUED = "queued"
+    SUBMITTING = "submitting"
     SUBMITTED = "submitted"
     SUCCEEDED = "succeeded"
     FAILED = "failed"

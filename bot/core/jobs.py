@@ -48,6 +48,8 @@ INTERRUPTED_CREATE = (
     "The bot restarted while sending your request. To make sure you are never charged twice, "
     "it was not sent again. Please run /imagine again."
 )
+# States in which the provider's answer is still awaited.
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED})
 INTERNAL_ERROR = "An internal error stopped this job. The bot's operator has been told."
 
 
@@ -137,6 +139,7 @@ class JobService:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._callbacks: dict[int, asyncio.Event] = {}
         self._dispatcher: asyncio.Task[None] | None = None
+        self._creates: set[asyncio.Future[ProviderJob]] = set()
 
     # ----------------------------------------------------------------- requests from members
 
@@ -158,11 +161,10 @@ class JobService:
     async def start(self) -> None:
         """Resume every unfinished job, then start taking queued ones in order."""
         for job in await self._jobs.unfinished():
-            if job.state is JobState.QUEUED and job.attempts > 0:
+            if job.state is JobState.SUBMITTING:
                 # A create may or may not have reached the provider before the restart.
                 await self._fail(job, BotError(INTERRUPTED_CREATE, detail="create interrupted"))
-                self._spawn(job.id)
-            elif job.state is not JobState.QUEUED:
+            if job.state is not JobState.QUEUED:
                 self._spawn(job.id)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
         self._wake.set()
@@ -173,6 +175,8 @@ class JobService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Creates in flight finish and record their answer (bounded by the request timeout).
+        await asyncio.gather(*self._creates, return_exceptions=True)
         self._dispatcher = None
 
     async def _dispatch(self) -> None:
@@ -204,8 +208,7 @@ class JobService:
         try:
             job = await self._load(job_id)
             if job.state is JobState.QUEUED:
-                # Shielded: a shutdown must not cut a create between sending and recording it.
-                job = await asyncio.shield(self._submit(job))
+                job = await self._submit(job)
             if job.state is JobState.SUBMITTED:
                 job = await self._await_result(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
@@ -215,44 +218,61 @@ class JobService:
         except Exception:
             log.exception("job %s: unexpected error", job_id)
             job = await self._load(job_id)
-            if job.state in (JobState.QUEUED, JobState.SUBMITTED):
+            if job.state in ACTIVE_STATES:
                 await self._fail(job, BotError(INTERNAL_ERROR))
                 await self._delivery.deliver(await self._load(job_id))
 
     async def _submit(self, job: Job) -> Job:
+        """Create the provider job, retrying only when the provider certainly created nothing."""
         provider = self._providers[self._tiers[job.request.tier][0]]
-        callback_url = self._callback_url(provider.name, job)
         for attempt in range(1, CREATE_ATTEMPTS + 1):
-            await self._jobs.record_attempt(job.id, provider=provider.name, now=self._clock())
+            create = asyncio.ensure_future(self._create_once(provider, job))
+            self._creates.add(create)
+            create.add_done_callback(self._creates.discard)
             try:
-                created = await provider.start(job.request, callback_url=callback_url)
+                # Shielded: a shutdown must not cut a create between sending it and recording
+                # the answer; stop() waits for creates in flight.
+                created = await asyncio.shield(create)
             except ProviderRateLimited as exc:
                 # A 429 means nothing was created, so sending again is safe (providers.md §1.8).
                 wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
                 if attempt == CREATE_ATTEMPTS or wait > MAX_RETRY_WAIT_SECONDS:
                     return await self._fail(job, exc)
                 await asyncio.sleep(wait)
-                continue
-            except ProviderUnavailable as exc:
-                if exc.request_was_sent:
-                    return await self._fail(job, BotError(UNCONFIRMED_CREATE, detail=exc.detail))
+            except ProviderUnavailable as exc:  # only refused connections get here
                 if attempt == CREATE_ATTEMPTS:
                     return await self._fail(job, exc)
                 await asyncio.sleep(2.0**attempt)
-                continue
-            except ProviderTimeout as exc:
-                return await self._fail(job, BotError(UNCONFIRMED_CREATE, detail=exc.detail))
-            except ProviderError as exc:
+            except BotError as exc:
                 return await self._fail(job, exc)
-            await self._jobs.mark_submitted(
-                job.id, provider=provider.name, provider_job_id=created.id, now=self._clock()
+            else:
+                submitted = await self._load(job.id)
+                if created.status is ProviderStatus.PENDING:
+                    return submitted
+                return await self._complete(submitted, created)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    async def _create_once(self, provider: ImageProvider, job: Job) -> ProviderJob:
+        """One create inside the ``submitting`` window, recorded before and after sending."""
+        await self._jobs.mark_submitting(job.id, provider=provider.name, now=self._clock())
+        try:
+            created = await provider.start(
+                job.request, callback_url=self._callback_url(provider.name, job)
             )
-            log.info("job %s submitted to %s as %s", job.id, provider.name, created.id)
-            submitted = await self._load(job.id)
-            if created.status is ProviderStatus.PENDING:
-                return submitted
-            return await self._complete(submitted, created)
-        raise AssertionError("unreachable: every attempt returns or continues")
+        except ProviderRateLimited:
+            await self._jobs.mark_not_submitted(job.id, now=self._clock())
+            raise
+        except (ProviderUnavailable, ProviderTimeout) as exc:
+            if isinstance(exc, ProviderUnavailable) and not exc.request_was_sent:
+                await self._jobs.mark_not_submitted(job.id, now=self._clock())
+                raise
+            # The provider may have created it: never send it again (providers.md §1.8).
+            raise BotError(UNCONFIRMED_CREATE, detail=exc.detail) from exc
+        await self._jobs.mark_submitted(
+            job.id, provider=provider.name, provider_job_id=created.id, now=self._clock()
+        )
+        log.info("job %s submitted to %s as %s", job.id, provider.name, created.id)
+        return created
 
     async def _await_result(self, job: Job) -> Job:
         """Poll once, then wait for a callback (or poll with backoff) until the job ends."""
@@ -355,7 +375,7 @@ class JobService:
         reported_id = payload.get("id")
         if job.provider_job_id is not None and reported_id != job.provider_job_id:
             raise CallbackRejected(400, "callback is about another prediction")
-        if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
+        if job.state not in ACTIVE_STATES:
             return "late"
         if delivery_id is not None and not await self._jobs.remember_delivery(
             provider=provider_name, delivery_id=delivery_id, job_id=job.id, now=self._clock()

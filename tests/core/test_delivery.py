@@ -10,6 +10,7 @@ from bot.core.domain import Job, JobState
 from bot.core.errors import DeliveryFailed
 from bot.core.images import Image, ImageStore
 from bot.core.storage.jobs import JobRepository
+from tests.conftest import move_to_submitted
 from tests.factories import a_request, a_target
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -40,6 +41,7 @@ async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: 
     job = await repository.create(
         a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
     )
+    await move_to_submitted(repository, job.id)
     paths = await store.save(f"job-{job.id}", [Image(JPEG, "jpg")])
     await repository.mark_succeeded(job.id, image_paths=paths, now=2)
     loaded = await repository.get(job.id)

@@ -26,7 +26,7 @@ from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from bot.core.storage.jobs import JobRepository
 from bot.core.webhooks import sign, signing_key
-from tests.conftest import table_snapshot
+from tests.conftest import move_to_submitted, table_snapshot
 from tests.factories import a_request, a_target
 
 SECRET = "whsec_" + base64.b64encode(b"listener-test-key-24byte").decode()
@@ -82,7 +82,7 @@ async def client(repository: JobRepository, tmp_path: Path) -> AsyncIterator[Tes
 
 async def submitted_job(repository: JobRepository, provider: str = "replicate") -> Job:
     job = await repository.create(a_request(), a_target(), callback_token="tok-" + provider, now=1)
-    await repository.mark_submitted(job.id, provider=provider, provider_job_id=PREDICTION_ID, now=2)
+    await move_to_submitted(repository, job.id, provider=provider, prediction=PREDICTION_ID)
     return job
 
 

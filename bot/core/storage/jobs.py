@@ -61,6 +61,10 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
     )
 
 
+class Increment:
+    """Column value meaning "one more than now", computed by SQLite in the same UPDATE."""
+
+
 class JobRepository:
     """All SQL about jobs. Methods that change state return whether the row actually moved."""
 
@@ -139,20 +143,27 @@ class JobRepository:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def record_attempt(self, job_id: int, *, provider: str, now: float) -> None:
-        """Count a create attempt before it is sent, so a crash mid-call is visible."""
-        await self._db.execute(
-            "UPDATE jobs SET attempts = attempts + 1, provider = ?, updated_at = ? "
-            "WHERE id = ? AND state = ?",
-            (provider, now, job_id, JobState.QUEUED.value),
+    async def mark_submitting(self, job_id: int, *, provider: str, now: float) -> bool:
+        """Record that a create is about to be sent, before it is sent."""
+        return await self._transition(
+            job_id,
+            (JobState.QUEUED,),
+            JobState.SUBMITTING,
+            now,
+            provider=provider,
+            attempts=Increment(),
         )
+
+    async def mark_not_submitted(self, job_id: int, *, now: float) -> bool:
+        """The provider certainly created nothing (429, refused connection): queued again."""
+        return await self._transition(job_id, (JobState.SUBMITTING,), JobState.QUEUED, now)
 
     async def mark_submitted(
         self, job_id: int, *, provider: str, provider_job_id: str, now: float
     ) -> bool:
         return await self._transition(
             job_id,
-            (JobState.QUEUED,),
+            (JobState.SUBMITTING,),
             JobState.SUBMITTED,
             now,
             provider=provider,
@@ -163,7 +174,7 @@ class JobRepository:
     async def mark_succeeded(self, job_id: int, *, image_paths: list[Path], now: float) -> bool:
         return await self._transition(
             job_id,
-            (JobState.QUEUED, JobState.SUBMITTED),
+            (JobState.SUBMITTED,),
             JobState.SUCCEEDED,
             now,
             image_paths=json.dumps([str(p) for p in image_paths]),
@@ -173,7 +184,7 @@ class JobRepository:
     async def mark_failed(self, job_id: int, *, error: str, now: float) -> bool:
         return await self._transition(
             job_id,
-            (JobState.QUEUED, JobState.SUBMITTED),
+            (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED),
             JobState.FAILED,
             now,
             error=error,
@@ -220,8 +231,14 @@ class JobRepository:
         now: float,
         **columns: Any,
     ) -> bool:
-        assignments = ["state = ?", "updated_at = ?", *(f"{column} = ?" for column in columns)]
-        values = [new_state.value, now, *columns.values()]
+        assignments = ["state = ?", "updated_at = ?"]
+        values: list[Any] = [new_state.value, now]
+        for column, value in columns.items():
+            if isinstance(value, Increment):
+                assignments.append(f"{column} = {column} + 1")
+            else:
+                assignments.append(f"{column} = ?")
+                values.append(value)
         placeholders = ",".join("?" * len(expected))
         cursor = await self._db.execute(
             f"UPDATE jobs SET {', '.join(assignments)} "  # noqa: S608 - column names are ours

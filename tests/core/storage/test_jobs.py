@@ -4,6 +4,7 @@ from pathlib import Path
 
 from bot.core.domain import JobState
 from bot.core.storage.jobs import JobRepository
+from tests.conftest import move_to_submitted
 from tests.factories import a_request, a_target
 
 
@@ -26,19 +27,19 @@ async def test_created_job_round_trips_every_field(repository: JobRepository) ->
 
 async def test_happy_path_moves_through_every_state(repository: JobRepository) -> None:
     job_id = await new_job(repository)
-    assert await repository.mark_submitted(job_id, provider="r", provider_job_id="p1", now=101)
+    await move_to_submitted(repository, job_id)
     assert await repository.mark_succeeded(job_id, image_paths=[Path("a.jpg")], now=105)
     assert await repository.mark_delivered(job_id, now=106)
     job = await repository.get(job_id)
     assert job is not None
     assert job.state is JobState.DELIVERED
     assert job.image_paths == (Path("a.jpg"),)
-    assert job.generation_seconds == 5.0
+    assert job.generation_seconds == 5.0  # created at 100, stored at 105
 
 
 async def test_a_transition_happens_only_once(repository: JobRepository) -> None:
     job_id = await new_job(repository)
-    await repository.mark_submitted(job_id, provider="r", provider_job_id="p1", now=101)
+    await move_to_submitted(repository, job_id)
     assert await repository.mark_succeeded(job_id, image_paths=[Path("a.jpg")], now=105)
     assert not await repository.mark_succeeded(job_id, image_paths=[Path("b.jpg")], now=106)
     assert not await repository.mark_failed(job_id, error="late failure", now=107)
@@ -76,7 +77,7 @@ async def test_queued_skips_jobs_already_held(repository: JobRepository) -> None
 
 async def test_queue_position_counts_older_queued_jobs(repository: JobRepository) -> None:
     first, _, third = [await new_job(repository, f"t{n}") for n in range(3)]
-    await repository.mark_submitted(first, provider="r", provider_job_id="p", now=101)
+    await move_to_submitted(repository, first)
     assert await repository.queue_position(third) == 2
 
 
@@ -86,3 +87,25 @@ async def test_a_delivery_id_is_remembered_once(repository: JobRepository) -> No
     assert not await repository.remember_delivery(
         provider="r", delivery_id="m1", job_id=job_id, now=2
     )
+
+
+async def test_a_job_refused_by_the_provider_returns_to_the_queue(
+    repository: JobRepository,
+) -> None:
+    job_id = await new_job(repository)
+    await repository.mark_submitting(job_id, provider="r", now=101)
+    assert await repository.mark_not_submitted(job_id, now=102)
+    job = await repository.get(job_id)
+    assert job is not None
+    assert job.state is JobState.QUEUED
+    assert job.attempts == 1
+
+
+async def test_submitting_counts_every_attempt(repository: JobRepository) -> None:
+    job_id = await new_job(repository)
+    for now in (101, 103):
+        await repository.mark_submitting(job_id, provider="r", now=now)
+        await repository.mark_not_submitted(job_id, now=now + 1)
+    job = await repository.get(job_id)
+    assert job is not None
+    assert job.attempts == 2

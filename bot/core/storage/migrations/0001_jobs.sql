@@ -2,7 +2,7 @@
 CREATE TABLE jobs (
     id                      INTEGER PRIMARY KEY AUTOINCREMENT,
     state                   TEXT    NOT NULL CHECK (state IN
-                                ('queued', 'submitted', 'succeeded', 'failed',
+                                ('queued', 'submitting', 'submitted', 'succeeded', 'failed',
                                  'delivered', 'undeliverable')),
     prompt                  TEXT    NOT NULL,
     tier                    TEXT    NOT NULL,
