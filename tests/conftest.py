@@ -3,11 +3,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import aiosqlite
 import pytest
 
+from bot.core.providers.http import HttpClient
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
+from tests.fakes.fake_replicate import FakeReplicate
 
 
 @pytest.fixture
@@ -42,3 +45,23 @@ async def move_to_submitted(
     assert await repository.mark_submitted(
         job_id, provider=provider, provider_job_id=prediction, now=3
     )
+
+
+@pytest.fixture
+async def fake_replicate() -> AsyncIterator[FakeReplicate]:
+    """Official Replicate: signed webhooks, urls on its own host."""
+    async with FakeReplicate(mode="official") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_proxy() -> AsyncIterator[FakeReplicate]:
+    """A kkiai-style proxy: no webhooks, urls.* on a host nobody serves."""
+    async with FakeReplicate(mode="proxy") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    async with aiohttp.ClientSession() as session:
+        yield HttpClient(session)

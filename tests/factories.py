@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from pydantic import SecretStr
+
+from bot.core.config import ReplicateProviderSettings
 from bot.core.domain import (
     AspectRatio,
     DiscordTarget,
@@ -12,6 +15,9 @@ from bot.core.domain import (
     SafetyLevel,
     Tier,
 )
+from bot.core.providers.http import HttpClient
+from bot.core.providers.replicate import ReplicateProvider
+from tests.fakes.fake_replicate import FakeReplicate
 
 GUILD_ID = 1_000_000_000_000_001
 CHANNEL_ID = 1_000_000_000_000_002
@@ -43,3 +49,31 @@ def a_target(**overrides: object) -> DiscordTarget:
     }
     fields.update(overrides)
     return DiscordTarget(**fields)  # type: ignore[arg-type]
+
+
+def replicate_settings(fake: FakeReplicate, **overrides: object) -> ReplicateProviderSettings:
+    """Settings for a Replicate provider pointed at a fake, in the fake's webhook mode."""
+    fields: dict[str, object] = {
+        "base_url": fake.base_url,
+        "webhook_mode": "signed" if fake.mode == "official" else "token",
+        "request_timeout_seconds": 5.0,
+    }
+    fields.update(overrides)
+    return ReplicateProviderSettings.model_validate(fields)
+
+
+def a_replicate_provider(
+    fake: FakeReplicate,
+    http: HttpClient,
+    *,
+    name: str = "replicate",
+    api_key: str | None = None,
+    **overrides: object,
+) -> ReplicateProvider:
+    return ReplicateProvider(
+        name,
+        replicate_settings(fake, **overrides),
+        api_key=SecretStr(api_key or fake.token),
+        webhook_secret=None,
+        http=http,
+    )
