@@ -1,40 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from bot.core.delivery import Attachment, DeliveryService
+from bot.core.delivery import DeliveryService
 from bot.core.domain import Job, JobState
 from bot.core.errors import DeliveryFailed
 from bot.core.images import Image, ImageStore
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted
 from tests.factories import a_request, a_target
+from tests.fakes.recording_publisher import RecordingPublisher
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-class RecordingPublisher:
-    """The Publisher port, recording calls; ``failures`` are raised first, in order."""
-
-    def __init__(self, *failures: Exception) -> None:
-        self.failures = list(failures)
-        self.images: list[tuple[int, list[str], list[str]]] = []
-        self.failed_jobs: list[int] = []
-
-    async def publish_images(
-        self, job: Job, attachments: Sequence[Attachment], oversized: Sequence[str]
-    ) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.images.append((job.id, [a.filename for a in attachments], list(oversized)))
-
-    async def publish_failure(self, job: Job) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.failed_jobs.append(job.id)
 
 
 async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: int) -> Job:

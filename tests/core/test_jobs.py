@@ -1,0 +1,344 @@
+"""The job service end to end on the core side: fake Replicate, real SQLite, real listener."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.core.config import JobSettings
+from bot.core.delivery import DeliveryService
+from bot.core.domain import Job, JobState, Tier
+from bot.core.errors import (
+    DeadlineExceeded,
+    InvalidRequest,
+    ResultUnavailable,
+    SafetyBlocked,
+)
+from bot.core.images import Image, ImageStore
+from bot.core.jobs import INTERRUPTED_CREATE, UNCONFIRMED_CREATE, JobService
+from bot.core.listener import create_listener_app
+from bot.core.providers.http import HttpClient
+from bot.core.storage.jobs import JobRepository
+from tests.conftest import move_to_submitted
+from tests.factories import a_replicate_provider, a_request, a_target
+from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse
+from tests.fakes.recording_publisher import RecordingPublisher
+
+ENDED = (JobState.DELIVERED, JobState.UNDELIVERABLE)
+
+
+class Bench:
+    """Job services wired to a fake Replicate, a recording publisher and, on request, a live
+    callback listener; everything started here is stopped at the end of the test."""
+
+    def __init__(
+        self, repository: JobRepository, fake: FakeReplicate, http: HttpClient, tmp_path: Path
+    ) -> None:
+        self.repository = repository
+        self.fake = fake
+        self.http = http
+        self.images = ImageStore(tmp_path / "images")
+        self.publisher = RecordingPublisher()
+        self._services: list[JobService] = []
+        self._listeners: list[web.AppRunner] = []
+
+    async def service(
+        self, *, callbacks: bool = False, provider: dict[str, Any] | None = None, **settings: Any
+    ) -> JobService:
+        listening: socket.socket | None = None
+        public_url = None
+        if callbacks:
+            # Bound before the service exists, so the callback URL names a port already ours.
+            listening = socket.create_server(("127.0.0.1", 0))
+            public_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        job_settings = {
+            "poll_initial_seconds": 0.05,
+            "poll_max_seconds": 0.2,
+            "callback_grace_seconds": 30.0,
+            "deadline_seconds": 30.0,
+            **settings,
+        }
+        jobs = JobService(
+            repository=self.repository,
+            providers={"replicate": a_replicate_provider(self.fake, self.http, **(provider or {}))},
+            tiers={tier: ["replicate"] for tier in Tier},
+            images=self.images,
+            delivery=DeliveryService(self.publisher, self.images, self.repository, retry_delays=()),
+            settings=JobSettings.model_validate(job_settings),
+            max_prompt_length=1000,
+            public_url=public_url,
+        )
+        self._services.append(jobs)
+        if listening is not None:
+            runner = web.AppRunner(create_listener_app(jobs, max_body_bytes=256 * 1024))
+            await runner.setup()
+            self._listeners.append(runner)
+            await web.SockSite(runner, listening).start()
+        return jobs
+
+    async def close(self) -> None:
+        for jobs in self._services:
+            await jobs.stop()
+        for runner in self._listeners:
+            await runner.cleanup()
+
+    async def ended(self, job_id: int) -> Job:
+        """The job once delivered or given up on."""
+        return await self.reaches(job_id, ENDED)
+
+    async def reaches(self, job_id: int, states: tuple[JobState, ...]) -> Job:
+        async with asyncio.timeout(10.0):
+            while True:
+                job = await self.repository.get(job_id)
+                assert job is not None
+                if job.state in states:
+                    return job
+                await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def bench(
+    repository: JobRepository, fake_replicate: FakeReplicate, http: HttpClient, tmp_path: Path
+) -> AsyncIterator[Bench]:
+    bench = Bench(repository, fake_replicate, http, tmp_path)
+    yield bench
+    await bench.close()
+
+
+async def run_one(bench: Bench, jobs: JobService, **request: Any) -> Job:
+    await jobs.start()
+    job = await jobs.submit(a_request(**request), a_target())
+    return await bench.ended(job.id)
+
+
+async def test_polled_job_is_saved_and_delivered(bench: Bench) -> None:
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.state is JobState.DELIVERED
+    [path] = job.image_paths
+    assert path.read_bytes().startswith(b"\xff\xd8")  # a JPEG on disk before it was posted
+    assert bench.publisher.images == [(job.id, [path.name], [])]
+    assert bench.fake.create_count == 1
+
+
+async def test_signed_callback_finishes_the_job_long_before_its_first_poll(bench: Bench) -> None:
+    jobs = await bench.service(callbacks=True, callback_grace_seconds=60)
+
+    job = await run_one(bench, jobs)
+
+    assert job.state is JobState.DELIVERED
+    [delivery] = bench.fake.webhook_deliveries
+    assert delivery.status == 200
+    # One look right after the create, one to confirm the callback: no polling in between.
+    assert len(bench.fake.requests_to("GET", "/predictions/")) == 2
+
+
+async def test_duplicate_callbacks_deliver_once(bench: Bench) -> None:
+    bench.fake.webhook_copies = 3
+    jobs = await bench.service(callbacks=True, callback_grace_seconds=60)
+
+    job = await run_one(bench, jobs)
+    await bench.fake.wait_for_webhook_deliveries(3)
+
+    assert [d.status for d in bench.fake.webhook_deliveries] == [200, 200, 200]
+    assert bench.publisher.images == [(job.id, [job.image_paths[0].name], [])]
+
+
+async def test_throttled_create_is_sent_again_and_creates_once(bench: Bench) -> None:
+    bench.fake.script_create(ScriptedResponse.throttled(retry_after=0.05))
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.state is JobState.DELIVERED
+    assert len(bench.fake.requests_to("POST", "/models/")) == 2
+    assert bench.fake.create_count == 1
+    assert job.attempts == 2
+
+
+async def test_create_timeout_fails_the_job_without_sending_it_again(bench: Bench) -> None:
+    bench.fake.script_create(ScriptedResponse.slow(1.0))
+    jobs = await bench.service(provider={"request_timeout_seconds": 0.3})
+
+    job = await run_one(bench, jobs)
+
+    assert job.error == UNCONFIRMED_CREATE
+    assert len(bench.fake.requests_to("POST", "/models/")) == 1
+    assert bench.publisher.failed_jobs == [job.id]
+
+
+async def test_html_error_page_on_create_fails_the_job_without_sending_it_again(
+    bench: Bench,
+) -> None:
+    bench.fake.script_create(ScriptedResponse.html(502))
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.error == UNCONFIRMED_CREATE
+    assert len(bench.fake.requests_to("POST", "/models/")) == 1
+
+
+async def test_rejected_create_fails_with_the_providers_reason_hidden(bench: Bench) -> None:
+    bench.fake.script_create(ScriptedResponse.problem(422, "input.prompt: Required"))
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.state is JobState.DELIVERED
+    assert job.error is not None
+    assert "input.prompt" not in job.error
+
+
+async def test_safety_block_fails_with_a_friendly_message(bench: Bench) -> None:
+    bench.fake.fail_next()
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.error == SafetyBlocked().user_message
+    assert job.image_paths == ()
+
+
+async def test_job_past_its_deadline_is_canceled_at_the_provider_and_failed(
+    bench: Bench,
+) -> None:
+    bench.fake.processing_seconds = 60
+    jobs = await bench.service(deadline_seconds=0.5)
+
+    job = await run_one(bench, jobs)
+
+    assert job.error == DeadlineExceeded().user_message
+    assert len(bench.fake.requests_to("POST", "/cancel")) == 1
+
+
+async def test_output_gone_before_download_fails_the_job(bench: Bench) -> None:
+    bench.fake.script_delivery(ScriptedResponse(404, b"Not Found", "text/plain"))
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.error == ResultUnavailable().user_message
+
+
+async def test_transient_poll_failures_are_retried(bench: Bench) -> None:
+    bench.fake.script_get(ScriptedResponse.html(503), ScriptedResponse.throttled())
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert job.state is JobState.DELIVERED
+    assert job.error is None
+
+
+async def test_empty_prompt_is_refused_and_stores_nothing(bench: Bench) -> None:
+    jobs = await bench.service()
+
+    with pytest.raises(InvalidRequest, match="prompt is empty"):
+        await jobs.submit(a_request("   "), a_target())
+
+    assert await bench.repository.unfinished() == []
+
+
+async def test_over_long_prompt_is_refused_with_the_limit(bench: Bench) -> None:
+    jobs = await bench.service()
+
+    with pytest.raises(InvalidRequest, match="1001 characters long; the limit is 1000"):
+        await jobs.submit(a_request("x" * 1001), a_target())
+
+    assert await bench.repository.unfinished() == []
+
+
+async def test_stop_lets_a_create_in_flight_record_its_prediction(bench: Bench) -> None:
+    bench.fake.script_create(ScriptedResponse.slow(0.3))
+    jobs = await bench.service()
+    await jobs.start()
+    job = await jobs.submit(a_request(), a_target())
+    await bench.reaches(job.id, (JobState.SUBMITTING,))
+
+    await jobs.stop()
+
+    stopped = await bench.repository.get(job.id)
+    assert stopped is not None
+    assert stopped.state is JobState.SUBMITTED
+    assert stopped.provider_job_id in bench.fake.predictions
+
+
+# ---------------------------------------------------------------------- restart
+
+
+async def test_restart_fails_a_job_caught_mid_create_without_sending_it(bench: Bench) -> None:
+    job = await bench.repository.create(
+        a_request(), a_target(), callback_token="t", now=time.time()
+    )
+    await bench.repository.mark_submitting(job.id, provider="replicate", now=time.time())
+    jobs = await bench.service()
+
+    await jobs.start()
+    ended = await bench.ended(job.id)
+
+    assert ended.error == INTERRUPTED_CREATE
+    assert bench.publisher.failed_jobs == [job.id]
+    assert bench.fake.create_count == 0
+
+
+async def test_restart_reattaches_a_submitted_job_without_creating_again(
+    bench: Bench, http: HttpClient
+) -> None:
+    job = await bench.repository.create(
+        a_request(), a_target(), callback_token="t", now=time.time()
+    )
+    created = await a_replicate_provider(bench.fake, http).start(job.request, callback_url=None)
+    await bench.repository.mark_submitting(job.id, provider="replicate", now=time.time())
+    await bench.repository.mark_submitted(
+        job.id, provider="replicate", provider_job_id=created.id, now=time.time()
+    )
+    jobs = await bench.service()
+
+    await jobs.start()
+    ended = await bench.ended(job.id)
+
+    assert bench.publisher.images == [(job.id, [ended.image_paths[0].name], [])]
+    assert bench.fake.create_count == 1
+
+
+async def test_restart_posts_a_succeeded_job_that_was_never_posted(bench: Bench) -> None:
+    job = await bench.repository.create(
+        a_request(), a_target(), callback_token="t", now=time.time()
+    )
+    await move_to_submitted(bench.repository, job.id)
+    paths = await bench.images.save(f"job-{job.id}", [Image(b"\xff\xd8\xff\xe0", "jpg")])
+    await bench.repository.mark_succeeded(job.id, image_paths=paths, now=time.time())
+    jobs = await bench.service()
+
+    await jobs.start()
+
+    assert (await bench.ended(job.id)).state is JobState.DELIVERED
+    assert bench.publisher.images == [(job.id, [paths[0].name], [])]
+    assert bench.fake.requests == []
+
+
+async def test_restart_takes_queued_jobs_oldest_first(bench: Bench) -> None:
+    queued = [
+        await bench.repository.create(
+            a_request(f"prompt {n}"), a_target(), callback_token=f"t{n}", now=time.time() + n
+        )
+        for n in range(3)
+    ]
+    jobs = await bench.service(max_concurrent=1)
+
+    await jobs.start()
+    for job in queued:
+        await bench.ended(job.id)
+
+    prompts = [r.json()["input"]["prompt"] for r in bench.fake.requests_to("POST", "/models/")]
+    assert prompts == ["prompt 0", "prompt 1", "prompt 2"]
