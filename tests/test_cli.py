@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image as PillowImage
 
 from bot.cli import main
+from tests.fakes.fake_replicate import FakeReplicate
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +65,82 @@ def test_generate_with_an_unknown_provider_fails_clearly(
     status = main(["generate", "a fox", "--out", str(tmp_path), "--provider", "nope"])
     assert status == 1
     assert "unknown provider 'nope'" in capsys.readouterr().err
+
+
+async def run_cli(*arguments: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """The installed entry point in a child process, as an operator runs it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *arguments,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def provider_config(tmp_path: Path, fake: FakeReplicate, *, name: str) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[providers.{name}]
+type = "replicate"
+base_url = "{fake.base_url}"
+api_key_env = "FAKE_PROVIDER_KEY"
+
+[jobs]
+poll_initial_seconds = 0.1
+poll_max_seconds = 0.5
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.mark.parametrize("mode", ["official", "proxy"])
+async def test_generate_writes_a_real_image_from_replicate(tmp_path: Path, mode: str) -> None:
+    async with FakeReplicate(mode=mode) as fake:  # type: ignore[arg-type]
+        config = provider_config(tmp_path, fake, name=mode)
+        code, stdout, stderr = await run_cli(
+            "generate",
+            "a lighthouse at dusk",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "out"),
+            "--aspect-ratio",
+            "9:16",
+            "--output-format",
+            "png",
+            env={"FAKE_PROVIDER_KEY": fake.token},
+        )
+
+    assert code == 0, stderr
+    [printed] = stdout.splitlines()
+    with PillowImage.open(printed) as image:
+        assert (image.format, image.size) == ("PNG", (768, 1408))
+    assert fake.token not in stdout + stderr
+
+
+async def test_generate_reports_a_safety_block_and_writes_nothing(tmp_path: Path) -> None:
+    async with FakeReplicate() as fake:
+        fake.fail_next()
+        config = provider_config(tmp_path, fake, name="replicate")
+        code, stdout, stderr = await run_cli(
+            "generate",
+            "something flagged",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "out"),
+            env={"FAKE_PROVIDER_KEY": fake.token},
+        )
+
+    assert code == 1
+    assert stdout == ""
+    assert "safety" in stderr.lower()
+    assert not (tmp_path / "out").exists()
