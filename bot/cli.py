@@ -108,7 +108,7 @@ async def generate(
             snapshot = await await_completion(
                 provider,
                 snapshot.id,
-                deadline=time.time() + settings.jobs.deadline_seconds,
+                deadline=time.time() + settings.tiers[request.tier].deadline_seconds,
                 waits=poll_waits(settings.jobs),
                 wake=asyncio.Event(),
             )

@@ -41,18 +41,28 @@ def _settings_line(job: Job) -> str:
     )
 
 
-def queued_embed(job: Job, position: int) -> discord.Embed:
-    where = "next in line" if position <= 1 else f"number {position} in the queue"
+def queued_embed(job: Job, position: int | None) -> discord.Embed:
+    """The member's private status message; position None means the job has started."""
+    if position is None:
+        title, where = "Generating", "Your image is being generated now."
+    elif position <= 1:
+        title, where = "Queued", "Your image is next in line."
+    else:
+        title, where = "Queued", f"Your image is number {position} in the queue."
     embed = discord.Embed(
-        title="Queued",
+        title=title,
         description=(
-            f"Your image is {where}. It will be posted in this channel when it is ready.\n\n"
+            f"{where} It will be posted in this channel when it is ready.\n\n"
             f">>> {quote_prompt(job.request.prompt)}"
         ),
         colour=COLOUR_WAIT,
     )
-    embed.set_footer(text=f"Job #{job.id} · {_settings_line(job)}")
+    embed.set_footer(text=f"Job #{job.id} · {_credits(job.credits)} · {_settings_line(job)}")
     return embed
+
+
+def _credits(credits: int) -> str:
+    return f"{credits} credit{'' if credits == 1 else 's'}"
 
 
 def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str]) -> discord.Embed:
@@ -73,14 +83,15 @@ def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str])
             ),
             inline=False,
         )
-    embed.set_footer(text=f"Job #{job.id} · {_settings_line(job)}")
+    embed.set_footer(text=f"Job #{job.id} · {_credits(job.credits)} · {_settings_line(job)}")
     return embed
 
 
 def failure_embed(job: Job) -> discord.Embed:
     embed = discord.Embed(
         title="Your image could not be made",
-        description=job.error or "The job failed.",
+        description=(job.error or "The job failed.")
+        + (f"\n{_credits(job.credits).capitalize()} given back to you." if job.credits else ""),
         colour=COLOUR_ERROR,
     )
     embed.add_field(name="Prompt", value=quote_prompt(job.request.prompt)[:1024], inline=False)

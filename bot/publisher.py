@@ -6,13 +6,14 @@ import io
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import discord
 
 from bot.core.delivery import Attachment
 from bot.core.domain import Job
 from bot.core.errors import DeliveryFailed
-from bot.messages import failure_embed, requester_only, result_embed
+from bot.messages import failure_embed, queued_embed, requester_only, result_embed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,26 @@ class DiscordPublisher:
     async def publish_failure(self, job: Job) -> None:
         await self._send(job, embed=failure_embed(job), files=())
 
+    async def publish_progress(self, job: Job, position: int | None) -> None:
+        """Edit the ephemeral queued reply, while the interaction token still works."""
+        target = job.target
+        if target.interaction_expires_at <= datetime.now(UTC):
+            return
+        # Discord accepts "@original" wherever an interaction webhook takes a message id.
+        original = cast(int, "@original")
+        await self._interaction_webhook(job).edit_message(
+            original, embed=queued_embed(job, position)
+        )
+
+    def _interaction_webhook(self, job: Job) -> discord.Webhook:
+        """The webhook of the job's interaction, reachable for 15 minutes after the command."""
+        webhook = discord.Webhook.partial(
+            job.target.application_id, job.target.interaction_token, client=self._client
+        )
+        # partial() makes an incoming webhook; only application webhooks may send ephemerals.
+        webhook.type = discord.WebhookType.application
+        return webhook
+
     async def _send(self, job: Job, *, embed: discord.Embed, files: Sequence[Attachment]) -> None:
         target = job.target
         channel = self._client.get_partial_messageable(target.channel_id, guild_id=target.guild_id)
@@ -58,11 +79,8 @@ class DiscordPublisher:
             channel_problem = exc
         if target.interaction_expires_at <= datetime.now(UTC):
             raise DeliveryFailed(detail=f"channel refused ({channel_problem}); token expired")
-        webhook = discord.Webhook.partial(
-            target.application_id, target.interaction_token, client=self._client
-        )
         try:
-            await webhook.send(
+            await self._interaction_webhook(job).send(
                 content=FALLBACK_NOTE,
                 embed=embed,
                 files=_files(files),

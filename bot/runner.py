@@ -22,10 +22,15 @@ from bot.core.listener import create_listener_app
 from bot.core.providers.base import ImageProvider
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
+from bot.core.quotas import QuotaService
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
+from bot.core.storage.quotas import QuotaRepository
 from bot.publisher import DiscordPublisher
+from cogs.admin import AdminCog
 from cogs.imagine import ImagineCog
+from cogs.queue import QueueCog
+from cogs.quota import QuotaCog
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,14 @@ async def assemble(
         stack.push_async_callback(database.close)
         providers = await stack.enter_async_context(provider_clients(settings, secrets))
         repository = JobRepository(database)
+        quotas = QuotaService(
+            repository=QuotaRepository(database),
+            jobs=repository,
+            tiers=settings.tiers,
+            quotas=settings.quotas,
+            queue=settings.queue,
+            clock=clock,
+        )
         images = ImageStore(settings.images.dir)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
@@ -88,16 +101,19 @@ async def assemble(
         public_url = settings.webhook.public_url
         jobs = JobService(
             repository=repository,
+            quotas=quotas,
             providers=providers,
-            tiers={tier: tier_settings.providers for tier, tier_settings in settings.tiers.items()},
+            tiers=settings.tiers,
             images=images,
             delivery=delivery,
             settings=settings.jobs,
+            queue=settings.queue,
             max_prompt_length=settings.discord.max_prompt_length,
             public_url=str(public_url) if public_url else None,
             clock=clock,
         )
-        await bot.add_cog(ImagineCog(jobs))
+        for cog in (ImagineCog(jobs), QueueCog(bot, jobs), QuotaCog(quotas), AdminCog(quotas)):
+            await bot.add_cog(cog)
         listener = web.AppRunner(
             create_listener_app(jobs, max_body_bytes=settings.webhook.max_body_bytes),
             access_log=None,

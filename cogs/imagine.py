@@ -7,17 +7,10 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.core.domain import (
-    AspectRatio,
-    DiscordTarget,
-    GenerationRequest,
-    OutputFormat,
-    SafetyLevel,
-    Tier,
-)
-from bot.core.errors import InvalidRequest
+from bot.core.domain import AspectRatio, GenerationRequest, OutputFormat, SafetyLevel, Tier
 from bot.core.jobs import JobService
 from bot.messages import NO_MENTIONS, queued_embed
+from cogs.common import member_of, target_of
 
 # Discord's own ceiling for a string option is 6000; the bot's configured limit (checked by
 # the job service, with a friendly message) is lower.
@@ -47,20 +40,6 @@ FORMAT_CHOICES = [
     Choice(name="JPG: smaller file", value=OutputFormat.JPG.value),
     Choice(name="PNG: lossless", value=OutputFormat.PNG.value),
 ]
-
-
-def target_of(interaction: discord.Interaction[discord.Client]) -> DiscordTarget:
-    if interaction.channel_id is None:
-        raise InvalidRequest("I cannot tell which channel to post in; please try again.")
-    return DiscordTarget(
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
-        user_id=interaction.user.id,
-        application_id=interaction.application_id,
-        interaction_token=interaction.token,
-        interaction_expires_at=interaction.expires_at,
-        attachment_size_limit=interaction.filesize_limit,
-    )
 
 
 class ImagineCog(commands.Cog):
@@ -98,7 +77,7 @@ class ImagineCog(commands.Cog):
             safety=SafetyLevel(safety),
             output_format=OutputFormat(output_format),
         )
-        job = await self._jobs.submit(request, target_of(interaction))
+        job = await self._jobs.submit(request, target_of(interaction), member_of(interaction))
         position = await self._jobs.queue_position(job.id)
         await interaction.response.send_message(
             embed=queued_embed(job, position), ephemeral=True, allowed_mentions=NO_MENTIONS

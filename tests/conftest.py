@@ -7,9 +7,11 @@ import aiohttp
 import aiosqlite
 import pytest
 
+from bot.core.domain import DiscordTarget, GenerationRequest, Job, Reservation
 from bot.core.providers.http import HttpClient
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
+from tests.factories import a_request, a_reservation, a_target
 from tests.fakes.fake_replicate import FakeReplicate
 
 
@@ -65,3 +67,24 @@ async def fake_proxy() -> AsyncIterator[FakeReplicate]:
 async def http() -> AsyncIterator[HttpClient]:
     async with aiohttp.ClientSession() as session:
         yield HttpClient(session)
+
+
+async def stored_job(
+    repository: JobRepository,
+    request: GenerationRequest | None = None,
+    target: DiscordTarget | None = None,
+    *,
+    callback_token: str = "token",
+    now: float = 1.0,
+    reservation: Reservation | None = None,
+) -> Job:
+    """A queued job stored without limits getting in the way."""
+    job = await repository.create(
+        request or a_request(),
+        target or a_target(),
+        callback_token=callback_token,
+        now=now,
+        reservation=reservation or a_reservation(),
+    )
+    assert job is not None
+    return job

@@ -11,7 +11,9 @@ from bot.core.domain import (
     AspectRatio,
     DiscordTarget,
     GenerationRequest,
+    Member,
     OutputFormat,
+    Reservation,
     SafetyLevel,
     Tier,
 )
@@ -23,6 +25,7 @@ GUILD_ID = 1_000_000_000_000_001
 CHANNEL_ID = 1_000_000_000_000_002
 USER_ID = 1_000_000_000_000_003
 APPLICATION_ID = 1_000_000_000_000_004
+A_MEMBER = Member(guild_id=GUILD_ID, user_id=USER_ID)
 
 
 def a_request(prompt: str = "a lighthouse at dusk", **overrides: object) -> GenerationRequest:
@@ -77,3 +80,21 @@ def a_replicate_provider(
         webhook_secret=None,
         http=http,
     )
+
+
+def a_reservation(**overrides: object) -> Reservation:
+    """A reservation that fits any usage unless a test sets a limit."""
+    fields: dict[str, object] = {
+        "credits": 1,
+        "member_daily": None,
+        "member_monthly": None,
+        "guild_monthly": None,
+        "max_queued_per_member": None,
+        "max_queued_per_guild": None,
+        "day_start": 0.0,
+        "month_start": 0.0,
+        "member_counted_since_day": 0.0,
+        "member_counted_since_month": 0.0,
+    }
+    fields.update(overrides)
+    return Reservation(**fields)  # type: ignore[arg-type]

@@ -33,9 +33,9 @@ def test_check_config_reports_file_problems_before_environment(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text("[jobs]\nmax_concurrent = 0\n", encoding="utf-8")
+    config.write_text("[queue]\nmax_running_per_guild = 0\n", encoding="utf-8")
     assert main(["check-config", "--config", str(config)]) == 1
-    assert "jobs.max_concurrent" in capsys.readouterr().err
+    assert "queue.max_running_per_guild" in capsys.readouterr().err
 
 
 def test_check_config_passes_and_never_prints_secrets(

@@ -111,12 +111,44 @@ class ReplicateProviderSettings(_Section):
 ProviderSettings = ReplicateProviderSettings
 
 
+# Credits per image follow Replicate's prices of $0.02 / $0.04 / $0.06 (providers.md §1.10).
+DEFAULT_TIER_CREDITS = {Tier.FAST: 1, Tier.STANDARD: 2, Tier.ULTRA: 3}
+# Ultra takes up to ~20 s at the provider; ten minutes leaves room for a queue and retries.
+DEFAULT_DEADLINE_SECONDS = 600.0
+
+
 class TierSettings(_Section):
     providers: list[str] = Field(default_factory=lambda: ["replicate"], min_length=1)
+    credits: int = Field(ge=0, le=1000, description="Cost of one image in this tier.")
+    deadline_seconds: float = Field(
+        default=DEFAULT_DEADLINE_SECONDS,
+        gt=0,
+        le=86_400,
+        description="A job not finished this long after it was queued fails and is refunded.",
+    )
+
+
+class QuotaSettings(_Section):
+    """Credits per period; 0 means unlimited. Admins override these per guild."""
+
+    member_daily_credits: int = Field(default=10, ge=0, le=1_000_000)
+    member_monthly_credits: int = Field(default=100, ge=0, le=1_000_000)
+    guild_monthly_credits: int = Field(default=0, ge=0, le=100_000_000)
+
+
+class QueueSettings(_Section):
+    max_running_per_guild: int = Field(default=2, ge=1, le=100)
+    max_running_per_provider: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Jobs at one provider at once, across all guilds.",
+    )
+    max_queued_per_member: int = Field(default=5, ge=1, le=1000)
+    max_queued_per_guild: int = Field(default=50, ge=1, le=100_000)
 
 
 class JobSettings(_Section):
-    max_concurrent: int = Field(default=4, ge=1, le=100)
     poll_initial_seconds: float = Field(default=1.0, gt=0)
     poll_max_seconds: float = Field(default=5.0, gt=0)
     callback_grace_seconds: float = Field(
@@ -124,7 +156,6 @@ class JobSettings(_Section):
         gt=0,
         description="With callbacks on, poll anyway once a callback is this overdue.",
     )
-    deadline_seconds: float = Field(default=600.0, gt=0)
 
 
 class Settings(_Section):
@@ -133,6 +164,8 @@ class Settings(_Section):
     webhook: WebhookSettings = WebhookSettings()
     discord: DiscordSettings = DiscordSettings()
     jobs: JobSettings = JobSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    queue: QueueSettings = QueueSettings()
     providers: dict[str, ProviderSettings] = Field(
         default_factory=lambda: {"replicate": ReplicateProviderSettings()}
     )
@@ -140,8 +173,9 @@ class Settings(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _unlisted_tiers_use_every_provider(cls, data: object) -> object:
-        """A tier the file does not mention is served by all providers, in file order."""
+    def _tier_defaults(cls, data: object) -> object:
+        """A tier the file does not mention is served by all providers, in file order, at its
+        default price."""
         if not isinstance(data, dict):
             return data
         providers = data.get("providers")
@@ -149,7 +183,13 @@ class Settings(_Section):
         tiers = data.get("tiers")
         tiers = dict(tiers) if isinstance(tiers, dict) else {}
         for tier in Tier:
-            tiers.setdefault(tier.value, {"providers": names})
+            given = tiers.get(tier.value, {})
+            if isinstance(given, dict):  # anything else is left for validation to report
+                tiers[tier.value] = {
+                    "providers": names,
+                    "credits": DEFAULT_TIER_CREDITS[tier],
+                    **given,
+                }
         return {**data, "tiers": tiers}
 
     @model_validator(mode="after")

@@ -36,6 +36,9 @@ class Publisher(Protocol):
 
     async def publish_failure(self, job: Job) -> None: ...
 
+    async def publish_progress(self, job: Job, position: int | None) -> None:
+        """Update the member's queued message: a new position, or None once it started."""
+
 
 class DeliveryService:
     def __init__(
@@ -76,6 +79,13 @@ class DeliveryService:
             else:
                 await self._jobs.mark_delivered(job.id, now=self._clock())
                 return
+
+    async def progress(self, job: Job, position: int | None) -> None:
+        """Best effort: a lost progress edit costs nothing, so failures are only logged."""
+        try:
+            await self._publisher.publish_progress(job, position)
+        except Exception:
+            log.warning("job %s: progress update failed", job.id, exc_info=True)
 
     async def _publish(self, job: Job) -> None:
         if job.state is JobState.FAILED:

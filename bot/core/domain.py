@@ -43,9 +43,10 @@ class JobState(enum.StrEnum):
     """Life of a job; the jobs table is the queue and the source of truth.
 
     queued → submitting → submitted → succeeded | failed → delivered, or undeliverable when no
-    Discord destination accepted the result (the images stay on disk). ``submitting`` covers
-    exactly the moment a create request may be in flight: a job found in it after a crash may or
-    may not exist at the provider, so it is never sent again.
+    Discord destination accepted the result (the images stay on disk); a member may cancel a
+    job before it succeeds. ``submitting`` covers exactly the moment a create request may be in
+    flight: a job found in it after a crash may or may not exist at the provider, so it is
+    never sent again.
     """
 
     QUEUED = "queued"
@@ -53,12 +54,21 @@ class JobState(enum.StrEnum):
     SUBMITTED = "submitted"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELED = "canceled"
     DELIVERED = "delivered"
     UNDELIVERABLE = "undeliverable"
 
     @property
     def is_final(self) -> bool:
-        return self in (JobState.DELIVERED, JobState.UNDELIVERABLE)
+        return self in (JobState.CANCELED, JobState.DELIVERED, JobState.UNDELIVERABLE)
+
+
+class Charge(enum.StrEnum):
+    """A job's credits: held at enqueue, kept once its images exist, handed back otherwise."""
+
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    RELEASED = "released"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,36 @@ class DiscordTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """Who asked, as far as quotas care: roles decide limits and which tiers are open."""
+
+    guild_id: int
+    user_id: int
+    role_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The limits a new job's credits must fit, checked in the same write that stores the job.
+
+    Limits of None are unlimited. Usage counts jobs created since ``counted_since`` (a period
+    start, or a later admin reset) whose credits were not released, minus credits granted in
+    the period.
+    """
+
+    credits: int
+    member_daily: int | None
+    member_monthly: int | None
+    guild_monthly: int | None
+    max_queued_per_member: int | None
+    max_queued_per_guild: int | None
+    day_start: float
+    month_start: float
+    member_counted_since_day: float
+    member_counted_since_month: float
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One row of the jobs table."""
 
@@ -106,6 +146,8 @@ class Job:
     image_paths: tuple[Path, ...]
     created_at: datetime
     updated_at: datetime
+    credits: int = 0
+    charge: Charge = Charge.RESERVED
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None

@@ -7,6 +7,8 @@ other exception is a bug and gets a generic reply with a reference id.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class BotError(Exception):
     """An expected failure with a message that is safe and useful to show in Discord."""
@@ -23,6 +25,30 @@ class BotError(Exception):
 
 class InvalidRequest(BotError):
     """The member's input cannot be accepted; nothing was stored or spent."""
+
+
+class QueueFull(InvalidRequest):
+    """A queue limit refused the job; nothing was stored or spent."""
+
+
+class TierRestricted(InvalidRequest):
+    """The guild opened this tier only to some roles."""
+
+    def __init__(self, user_message: str, *, role_ids: frozenset[int]) -> None:
+        super().__init__(user_message)
+        self.role_ids = role_ids
+
+
+class QuotaExceeded(InvalidRequest):
+    """Not enough credits left in a period; ``resets_at`` says when more become available."""
+
+    def __init__(self, user_message: str, *, resets_at: datetime | None) -> None:
+        super().__init__(user_message)
+        self.resets_at = resets_at
+
+
+class NotAllowed(BotError):
+    user_message = "You need the Manage Server permission to do that."
 
 
 class ProviderError(BotError):

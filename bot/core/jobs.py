@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlencode
 
-from bot.core.config import JobSettings
+from bot.core.config import JobSettings, QueueSettings, TierSettings
 from bot.core.delivery import DeliveryService
-from bot.core.domain import DiscordTarget, GenerationRequest, Job, JobState, Tier
+from bot.core.domain import DiscordTarget, GenerationRequest, Job, JobState, Member, Tier
 from bot.core.errors import (
     BotError,
     CallbackRejected,
@@ -31,6 +31,8 @@ from bot.core.errors import (
 )
 from bot.core.images import Image, ImageStore
 from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
+from bot.core.quotas import QuotaService
+from bot.core.scheduling import Slot, fair_order, startable
 from bot.core.storage.jobs import JobRepository
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ CREATE_ATTEMPTS = 3
 # A 429 asking for a longer pause than this fails the job rather than hold a worker for long.
 MAX_RETRY_WAIT_SECONDS = 60.0
 DOWNLOAD_ATTEMPTS = 3
+# Discord allows about 5 edits per 5 s per message; one position edit per 5 s per job is calm.
+PROGRESS_INTERVAL = 5.0
 
 UNCONFIRMED_CREATE = (
     "The image service did not confirm your request. To make sure you are never charged "
@@ -117,44 +121,97 @@ class JobService:
         self,
         *,
         repository: JobRepository,
+        quotas: QuotaService,
         providers: Mapping[str, ImageProvider],
-        tiers: Mapping[Tier, Sequence[str]],
+        tiers: Mapping[Tier, TierSettings],
         images: ImageStore,
         delivery: DeliveryService,
         settings: JobSettings,
+        queue: QueueSettings,
         max_prompt_length: int,
         public_url: str | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._jobs = repository
+        self._quotas = quotas
         self._providers = providers
         self._tiers = tiers
         self._images = images
         self._delivery = delivery
         self._settings = settings
+        self._queue = queue
         self._max_prompt_length = max_prompt_length
         self._public_url = public_url.rstrip("/") if public_url else None
         self._clock = clock
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._slots: dict[int, Slot] = {}
+        self._positions: dict[int, int] = {}
+        self._progress_sent: dict[int, tuple[int, float]] = {}
         self._callbacks: dict[int, asyncio.Event] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._creates: set[asyncio.Future[ProviderJob]] = set()
 
     # ----------------------------------------------------------------- requests from members
 
-    async def submit(self, request: GenerationRequest, target: DiscordTarget) -> Job:
-        """Store a validated request as a queued job and wake the dispatcher."""
+    async def submit(
+        self, request: GenerationRequest, target: DiscordTarget, member: Member
+    ) -> Job:
+        """Store a validated request as a queued job holding its credits, and wake the queue.
+
+        Raises InvalidRequest (or a subclass naming the limit) and stores nothing when the
+        prompt, a queue limit or the member's credits say no.
+        """
         request = validate_request(request, max_prompt_length=self._max_prompt_length)
+        reservation = await self._quotas.reservation(member, request.tier)
         job = await self._jobs.create(
-            request, target, callback_token=secrets.token_urlsafe(32), now=self._clock()
+            request,
+            target,
+            callback_token=secrets.token_urlsafe(32),
+            now=self._clock(),
+            reservation=reservation,
         )
-        log.info("job %s queued (tier %s)", job.id, request.tier.value)
+        if job is None:
+            raise await self._quotas.refusal(member, reservation)
+        log.info("job %s queued (tier %s, %d credits)", job.id, request.tier.value, job.credits)
         self._wake.set()
         return job
 
-    async def queue_position(self, job_id: int) -> int:
-        return await self._jobs.queue_position(job_id)
+    async def queue_position(self, job_id: int) -> int | None:
+        """1 for the next job to start; None once it has started."""
+        order = fair_order(
+            [self._slot(job) for job in await self._jobs.queued()], list(self._slots.values())
+        )
+        return next((i for i, slot in enumerate(order, 1) if slot.job_id == job_id), None)
+
+    async def member_jobs(self, member: Member) -> list[tuple[Job, int | None]]:
+        """A member's unfinished jobs with their queue positions (None: running)."""
+        jobs = await self._jobs.member_jobs(guild_id=member.guild_id, user_id=member.user_id)
+        return [(job, await self.queue_position(job.id)) for job in jobs]
+
+    async def cancel(self, job_id: int, member: Member) -> Job:
+        """Cancel a member's own job and refund it; at the provider too where it is running."""
+        job = await self._jobs.get(job_id)
+        if job is None or (job.target.guild_id, job.target.user_id) != (
+            member.guild_id,
+            member.user_id,
+        ):
+            raise InvalidRequest("That job is not one of yours.")
+        if job.state is JobState.SUBMITTING:
+            raise InvalidRequest("That job is being sent right now. Try again in a moment.")
+        if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
+            raise InvalidRequest("That job has already finished.")
+        if not await self._jobs.mark_canceled(job.id, now=self._clock()):
+            raise InvalidRequest("That job has just moved on and can no longer be canceled.")
+        task = self._running.get(job.id)
+        if task is not None:
+            task.cancel()
+        if job.provider is not None and job.provider_job_id is not None:
+            with contextlib.suppress(ProviderError):
+                await self._providers[job.provider].cancel(job.provider_job_id)
+        log.info("job %s canceled by its member", job.id)
+        self._wake.set()
+        return await self._load(job.id)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -163,9 +220,11 @@ class JobService:
         for job in await self._jobs.unfinished():
             if job.state is JobState.SUBMITTING:
                 # A create may or may not have reached the provider before the restart.
-                await self._fail(job, BotError(INTERRUPTED_CREATE, detail="create interrupted"))
+                job = await self._fail(
+                    job, BotError(INTERRUPTED_CREATE, detail="create interrupted")
+                )
             if job.state is not JobState.QUEUED:
-                self._spawn(job.id)
+                self._spawn(job, self._slot(job))
         self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
         self._wake.set()
 
@@ -180,27 +239,84 @@ class JobService:
         self._dispatcher = None
 
     async def _dispatch(self) -> None:
+        """Start queued jobs in fair order within the running limits; woken by new jobs, ended
+        jobs and, for queued jobs' deadlines, by the clock."""
         while True:
-            await self._wake.wait()
+            queued = await self._expire_overdue(await self._jobs.queued())
+            waiting = [job for job in queued if job.id not in self._running]
+            running = list(self._slots.values())
+            order = fair_order([self._slot(job) for job in waiting], running)
+            max_running = {
+                guild: (await self._quotas.policy(guild)).max_running
+                for guild in {slot.guild_id for slot in order}
+            }
+            chosen = startable(
+                order,
+                running,
+                max_running_per_guild=max_running.__getitem__,
+                max_running_per_provider=self._queue.max_running_per_provider,
+            )
+            by_id = {job.id: job for job in waiting}
+            for slot in chosen:
+                self._spawn(by_id[slot.job_id], slot)
+            started = {slot.job_id for slot in chosen}
+            await self._report_positions(
+                by_id, [slot for slot in order if slot.job_id not in started]
+            )
+            next_deadline = min((self._deadline(job) for job in waiting), default=None)
+            timeout = None if next_deadline is None else max(0.0, next_deadline - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             self._wake.clear()
-            free = self._settings.max_concurrent - len(self._running)
-            if free <= 0:
-                continue
-            for job in await self._jobs.queued(limit=free, excluding=self._running.keys()):
-                self._spawn(job.id)
 
-    def _spawn(self, job_id: int) -> None:
-        if job_id in self._running:
+    async def _expire_overdue(self, queued: list[Job]) -> list[Job]:
+        """Fail (and refund) queued jobs past their tier's deadline; return the others."""
+        kept: list[Job] = []
+        for job in queued:
+            if job.id in self._running or self._deadline(job) > self._clock():
+                kept.append(job)
+                continue
+            failed = await self._fail(job, DeadlineExceeded(detail="deadline passed in the queue"))
+            self._spawn(failed, self._slot(failed))  # delivers the failure
+        return kept
+
+    async def _report_positions(self, jobs: Mapping[int, Job], order: Sequence[Slot]) -> None:
+        """Edit each waiting member's queued message when their position changes, at most once
+        per PROGRESS_INTERVAL_SECONDS per job (Discord rate-limits message edits)."""
+        now = self._clock()
+        for position, slot in enumerate(order, 1):
+            last = self._progress_sent.get(slot.job_id)
+            if last is None:
+                # The queued reply itself showed the position; only changes need an edit.
+                self._progress_sent[slot.job_id] = (position, now)
+                continue
+            if last[0] == position or now - last[1] < PROGRESS_INTERVAL:
+                continue
+            self._progress_sent[slot.job_id] = (position, now)
+            await self._delivery.progress(jobs[slot.job_id], position)
+
+    def _spawn(self, job: Job, slot: Slot) -> None:
+        if job.id in self._running:
             return
-        task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
-        self._running[job_id] = task
+        task = asyncio.create_task(self._run(job.id), name=f"job-{job.id}")
+        self._running[job.id] = task
+        self._slots[job.id] = slot
 
         def finished(_: asyncio.Task[None]) -> None:
-            self._running.pop(job_id, None)
-            self._callbacks.pop(job_id, None)
+            self._running.pop(job.id, None)
+            self._slots.pop(job.id, None)
+            self._callbacks.pop(job.id, None)
+            self._progress_sent.pop(job.id, None)
             self._wake.set()
 
         task.add_done_callback(finished)
+
+    def _slot(self, job: Job) -> Slot:
+        provider = job.provider or self._tiers[job.request.tier].providers[0]
+        return Slot(job.id, job.target.guild_id or 0, job.target.user_id, provider)
+
+    def _deadline(self, job: Job) -> float:
+        return job.created_at.timestamp() + self._tiers[job.request.tier].deadline_seconds
 
     # ----------------------------------------------------------------- one job
 
@@ -208,6 +324,7 @@ class JobService:
         try:
             job = await self._load(job_id)
             if job.state is JobState.QUEUED:
+                await self._delivery.progress(job, None)
                 job = await self._submit(job)
             if job.state is JobState.SUBMITTED:
                 job = await self._await_result(job)
@@ -224,7 +341,7 @@ class JobService:
 
     async def _submit(self, job: Job) -> Job:
         """Create the provider job, retrying only when the provider certainly created nothing."""
-        provider = self._providers[self._tiers[job.request.tier][0]]
+        provider = self._providers[self._tiers[job.request.tier].providers[0]]
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             create = asyncio.ensure_future(self._create_once(provider, job))
             self._creates.add(create)
@@ -287,7 +404,7 @@ class JobService:
             snapshot = await await_completion(
                 provider,
                 job.provider_job_id,
-                deadline=job.created_at.timestamp() + self._settings.deadline_seconds,
+                deadline=self._deadline(job),
                 waits=poll_waits(self._settings, first_wait=grace),
                 wake=self._callbacks.setdefault(job.id, asyncio.Event()),
                 clock=self._clock,

@@ -9,7 +9,7 @@ from bot.core.domain import Job, JobState
 from bot.core.errors import DeliveryFailed
 from bot.core.images import Image, ImageStore
 from bot.core.storage.jobs import JobRepository
-from tests.conftest import move_to_submitted
+from tests.conftest import move_to_submitted, stored_job
 from tests.factories import a_request, a_target
 from tests.fakes.recording_publisher import RecordingPublisher
 
@@ -17,8 +17,8 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 
 async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: int) -> Job:
-    job = await repository.create(
-        a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
+    job = await stored_job(
+        repository, a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
     )
     await move_to_submitted(repository, job.id)
     paths = await store.save(f"job-{job.id}", [Image(JPEG, "jpg")])
@@ -61,7 +61,7 @@ async def test_image_over_the_upload_limit_is_named_not_attached(
 async def test_failed_job_gets_a_failure_notice(
     repository: JobRepository, store: ImageStore
 ) -> None:
-    job = await repository.create(a_request(), a_target(), callback_token="t", now=1)
+    job = await stored_job(repository, a_request(), a_target(), callback_token="t", now=1)
     await repository.mark_failed(job.id, error="blocked", now=2)
     publisher = RecordingPublisher()
     await DeliveryService(publisher, store, repository).deliver(await state_of(repository, job.id))

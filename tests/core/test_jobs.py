@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from aiohttp import web
 
-from bot.core.config import JobSettings
-from bot.core.delivery import DeliveryService
-from bot.core.domain import Job, JobState, Tier
+from bot.core.config import Settings
+from bot.core.domain import Job, JobState
 from bot.core.errors import (
     DeadlineExceeded,
     InvalidRequest,
@@ -26,10 +26,11 @@ from bot.core.jobs import INTERRUPTED_CREATE, UNCONFIRMED_CREATE, JobService
 from bot.core.listener import create_listener_app
 from bot.core.providers.http import HttpClient
 from bot.core.storage.jobs import JobRepository
-from tests.conftest import move_to_submitted
-from tests.factories import a_replicate_provider, a_request, a_target
+from tests.conftest import move_to_submitted, stored_job
+from tests.factories import A_MEMBER, a_replicate_provider, a_request, a_target
 from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse
 from tests.fakes.recording_publisher import RecordingPublisher
+from tests.services import job_service
 
 ENDED = (JobState.DELIVERED, JobState.UNDELIVERABLE)
 
@@ -39,9 +40,14 @@ class Bench:
     callback listener; everything started here is stopped at the end of the test."""
 
     def __init__(
-        self, repository: JobRepository, fake: FakeReplicate, http: HttpClient, tmp_path: Path
+        self,
+        connection: aiosqlite.Connection,
+        fake: FakeReplicate,
+        http: HttpClient,
+        tmp_path: Path,
     ) -> None:
-        self.repository = repository
+        self.connection = connection
+        self.repository = JobRepository(connection)
         self.fake = fake
         self.http = http
         self.images = ImageStore(tmp_path / "images")
@@ -50,29 +56,32 @@ class Bench:
         self._listeners: list[web.AppRunner] = []
 
     async def service(
-        self, *, callbacks: bool = False, provider: dict[str, Any] | None = None, **settings: Any
+        self,
+        *,
+        callbacks: bool = False,
+        provider: dict[str, Any] | None = None,
+        **sections: dict[str, Any],
     ) -> JobService:
+        """A job service on the bench's database; ``sections`` are config.toml sections."""
         listening: socket.socket | None = None
         public_url = None
         if callbacks:
             # Bound before the service exists, so the callback URL names a port already ours.
             listening = socket.create_server(("127.0.0.1", 0))
             public_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-        job_settings = {
+        jobs_section = {
             "poll_initial_seconds": 0.05,
             "poll_max_seconds": 0.2,
             "callback_grace_seconds": 30.0,
-            "deadline_seconds": 30.0,
-            **settings,
+            **sections.pop("jobs", {}),
         }
-        jobs = JobService(
-            repository=self.repository,
+        settings = Settings.model_validate({"jobs": jobs_section, **sections})
+        jobs = job_service(
+            self.connection,
             providers={"replicate": a_replicate_provider(self.fake, self.http, **(provider or {}))},
-            tiers={tier: ["replicate"] for tier in Tier},
+            publisher=self.publisher,
             images=self.images,
-            delivery=DeliveryService(self.publisher, self.images, self.repository, retry_delays=()),
-            settings=JobSettings.model_validate(job_settings),
-            max_prompt_length=1000,
+            settings=settings,
             public_url=public_url,
         )
         self._services.append(jobs)
@@ -105,16 +114,19 @@ class Bench:
 
 @pytest.fixture
 async def bench(
-    repository: JobRepository, fake_replicate: FakeReplicate, http: HttpClient, tmp_path: Path
+    connection: aiosqlite.Connection,
+    fake_replicate: FakeReplicate,
+    http: HttpClient,
+    tmp_path: Path,
 ) -> AsyncIterator[Bench]:
-    bench = Bench(repository, fake_replicate, http, tmp_path)
+    bench = Bench(connection, fake_replicate, http, tmp_path)
     yield bench
     await bench.close()
 
 
 async def run_one(bench: Bench, jobs: JobService, **request: Any) -> Job:
     await jobs.start()
-    job = await jobs.submit(a_request(**request), a_target())
+    job = await jobs.submit(a_request(**request), a_target(), A_MEMBER)
     return await bench.ended(job.id)
 
 
@@ -131,7 +143,7 @@ async def test_polled_job_is_saved_and_delivered(bench: Bench) -> None:
 
 
 async def test_signed_callback_finishes_the_job_long_before_its_first_poll(bench: Bench) -> None:
-    jobs = await bench.service(callbacks=True, callback_grace_seconds=60)
+    jobs = await bench.service(callbacks=True, jobs={"callback_grace_seconds": 60})
 
     job = await run_one(bench, jobs)
 
@@ -144,7 +156,7 @@ async def test_signed_callback_finishes_the_job_long_before_its_first_poll(bench
 
 async def test_duplicate_callbacks_deliver_once(bench: Bench) -> None:
     bench.fake.webhook_copies = 3
-    jobs = await bench.service(callbacks=True, callback_grace_seconds=60)
+    jobs = await bench.service(callbacks=True, jobs={"callback_grace_seconds": 60})
 
     job = await run_one(bench, jobs)
     await bench.fake.wait_for_webhook_deliveries(3)
@@ -213,7 +225,7 @@ async def test_job_past_its_deadline_is_canceled_at_the_provider_and_failed(
     bench: Bench,
 ) -> None:
     bench.fake.processing_seconds = 60
-    jobs = await bench.service(deadline_seconds=0.5)
+    jobs = await bench.service(tiers={"fast": {"deadline_seconds": 0.5}})
 
     job = await run_one(bench, jobs)
 
@@ -244,7 +256,7 @@ async def test_empty_prompt_is_refused_and_stores_nothing(bench: Bench) -> None:
     jobs = await bench.service()
 
     with pytest.raises(InvalidRequest, match="prompt is empty"):
-        await jobs.submit(a_request("   "), a_target())
+        await jobs.submit(a_request("   "), a_target(), A_MEMBER)
 
     assert await bench.repository.unfinished() == []
 
@@ -253,7 +265,7 @@ async def test_over_long_prompt_is_refused_with_the_limit(bench: Bench) -> None:
     jobs = await bench.service()
 
     with pytest.raises(InvalidRequest, match="1001 characters long; the limit is 1000"):
-        await jobs.submit(a_request("x" * 1001), a_target())
+        await jobs.submit(a_request("x" * 1001), a_target(), A_MEMBER)
 
     assert await bench.repository.unfinished() == []
 
@@ -262,7 +274,7 @@ async def test_stop_lets_a_create_in_flight_record_its_prediction(bench: Bench) 
     bench.fake.script_create(ScriptedResponse.slow(0.3))
     jobs = await bench.service()
     await jobs.start()
-    job = await jobs.submit(a_request(), a_target())
+    job = await jobs.submit(a_request(), a_target(), A_MEMBER)
     await bench.reaches(job.id, (JobState.SUBMITTING,))
 
     await jobs.stop()
@@ -277,8 +289,8 @@ async def test_stop_lets_a_create_in_flight_record_its_prediction(bench: Bench) 
 
 
 async def test_restart_fails_a_job_caught_mid_create_without_sending_it(bench: Bench) -> None:
-    job = await bench.repository.create(
-        a_request(), a_target(), callback_token="t", now=time.time()
+    job = await stored_job(
+        bench.repository, a_request(), a_target(), callback_token="t", now=time.time()
     )
     await bench.repository.mark_submitting(job.id, provider="replicate", now=time.time())
     jobs = await bench.service()
@@ -294,8 +306,8 @@ async def test_restart_fails_a_job_caught_mid_create_without_sending_it(bench: B
 async def test_restart_reattaches_a_submitted_job_without_creating_again(
     bench: Bench, http: HttpClient
 ) -> None:
-    job = await bench.repository.create(
-        a_request(), a_target(), callback_token="t", now=time.time()
+    job = await stored_job(
+        bench.repository, a_request(), a_target(), callback_token="t", now=time.time()
     )
     created = await a_replicate_provider(bench.fake, http).start(job.request, callback_url=None)
     await bench.repository.mark_submitting(job.id, provider="replicate", now=time.time())
@@ -312,8 +324,8 @@ async def test_restart_reattaches_a_submitted_job_without_creating_again(
 
 
 async def test_restart_posts_a_succeeded_job_that_was_never_posted(bench: Bench) -> None:
-    job = await bench.repository.create(
-        a_request(), a_target(), callback_token="t", now=time.time()
+    job = await stored_job(
+        bench.repository, a_request(), a_target(), callback_token="t", now=time.time()
     )
     await move_to_submitted(bench.repository, job.id)
     paths = await bench.images.save(f"job-{job.id}", [Image(b"\xff\xd8\xff\xe0", "jpg")])
@@ -329,12 +341,16 @@ async def test_restart_posts_a_succeeded_job_that_was_never_posted(bench: Bench)
 
 async def test_restart_takes_queued_jobs_oldest_first(bench: Bench) -> None:
     queued = [
-        await bench.repository.create(
-            a_request(f"prompt {n}"), a_target(), callback_token=f"t{n}", now=time.time() + n
+        await stored_job(
+            bench.repository,
+            a_request(f"prompt {n}"),
+            a_target(),
+            callback_token=f"t{n}",
+            now=time.time() + n,
         )
         for n in range(3)
     ]
-    jobs = await bench.service(max_concurrent=1)
+    jobs = await bench.service(queue={"max_running_per_guild": 1})
 
     await jobs.start()
     for job in queued:

@@ -16,18 +16,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import AnyHttpUrl, SecretStr
 
-from bot.core.config import JobSettings, ReplicateProviderSettings
-from bot.core.delivery import DeliveryService
-from bot.core.domain import Job, Tier
+from bot.core.config import ReplicateProviderSettings, Settings
+from bot.core.domain import Job
 from bot.core.images import ImageStore
-from bot.core.jobs import JobService
 from bot.core.listener import create_listener_app
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from bot.core.storage.jobs import JobRepository
 from bot.core.webhooks import sign, signing_key
-from tests.conftest import move_to_submitted, table_snapshot
+from tests.conftest import move_to_submitted, stored_job, table_snapshot
 from tests.factories import a_request, a_target
+from tests.services import job_service
 
 SECRET = "whsec_" + base64.b64encode(b"listener-test-key-24byte").decode()
 PREDICTION_ID = "p5jXN8AQM9LWM0D4"
@@ -43,7 +42,9 @@ class NeverPublishes:
 
 
 @pytest.fixture
-async def client(repository: JobRepository, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(
+    connection: aiosqlite.Connection, tmp_path: Path
+) -> AsyncIterator[TestClient[Any, Any]]:
     async with aiohttp.ClientSession() as session:
         http = HttpClient(session)
         providers = {
@@ -64,15 +65,12 @@ async def client(repository: JobRepository, tmp_path: Path) -> AsyncIterator[Tes
                 http=http,
             ),
         }
-        images = ImageStore(tmp_path / "images")
-        jobs = JobService(
-            repository=repository,
+        jobs = job_service(
+            connection,
             providers=providers,
-            tiers={tier: ["replicate"] for tier in Tier},
-            images=images,
-            delivery=DeliveryService(NeverPublishes(), images, repository),
-            settings=JobSettings(),
-            max_prompt_length=1000,
+            publisher=NeverPublishes(),
+            images=ImageStore(tmp_path / "images"),
+            settings=Settings(),
             public_url="https://bot.example.com",
         )
         app = create_listener_app(jobs, max_body_bytes=MAX_BODY)
@@ -81,7 +79,9 @@ async def client(repository: JobRepository, tmp_path: Path) -> AsyncIterator[Tes
 
 
 async def submitted_job(repository: JobRepository, provider: str = "replicate") -> Job:
-    job = await repository.create(a_request(), a_target(), callback_token="tok-" + provider, now=1)
+    job = await stored_job(
+        repository, a_request(), a_target(), callback_token="tok-" + provider, now=1
+    )
     await move_to_submitted(repository, job.id, provider=provider, prediction=PREDICTION_ID)
     return job
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -12,11 +13,13 @@ import aiosqlite
 
 from bot.core.domain import (
     AspectRatio,
+    Charge,
     DiscordTarget,
     GenerationRequest,
     Job,
     JobState,
     OutputFormat,
+    Reservation,
     SafetyLevel,
     Tier,
 )
@@ -55,14 +58,60 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         image_paths=tuple(Path(p) for p in json.loads(row["image_paths"])),
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
+        credits=row["credits"],
+        charge=Charge(row["charge"]),
         submitted_at=_to_datetime(row["submitted_at"]),
         finished_at=_to_datetime(row["finished_at"]),
         delivered_at=_to_datetime(row["delivered_at"]),
     )
 
 
-class Increment:
-    """Column value meaning "one more than now", computed by SQLite in the same UPDATE."""
+# Credits used by a member (:user) or, with :user NULL, by the whole guild, since :since.
+_USED = """
+    (SELECT COALESCE(SUM(credits), 0) FROM jobs
+     WHERE guild_id = :guild AND (:user IS NULL OR user_id = :user)
+       AND created_at >= :since AND charge != :released)
+"""
+_QUEUED = """
+    (SELECT COUNT(*) FROM jobs
+     WHERE guild_id = :guild AND (:user IS NULL OR user_id = :user) AND state = :queued)
+"""
+_GRANTED = """
+    (SELECT COALESCE(SUM(credits), 0) FROM credit_grants
+     WHERE guild_id = :guild AND user_id = :user AND granted_at >= {since})
+"""
+
+
+def _used(user: str, since: str) -> str:
+    return _USED.replace(":user", user).replace(":since", since)
+
+
+# The reservation's conditions; NULL limits are unlimited. Parameters are Reservation's fields.
+_WITHIN_LIMITS = f"""
+    (:max_queued_per_member IS NULL
+        OR {_QUEUED} < :max_queued_per_member)
+    AND (:max_queued_per_guild IS NULL
+        OR {_QUEUED.replace(":user", "NULL")} < :max_queued_per_guild)
+    AND (:member_daily IS NULL
+        OR {_used(":user", ":member_counted_since_day")} + :credits
+           <= :member_daily + {_GRANTED.format(since=":day_start")})
+    AND (:member_monthly IS NULL
+        OR {_used(":user", ":member_counted_since_month")} + :credits
+           <= :member_monthly + {_GRANTED.format(since=":month_start")})
+    AND (:guild_monthly IS NULL
+        OR {_used("NULL", ":month_start")} + :credits <= :guild_monthly)
+"""
+
+
+class Expression(str):
+    """A column value computed by SQLite from the row, in the same UPDATE."""
+
+
+_INCREMENT = Expression("attempts + 1")
+_COMMIT_IF_SUCCEEDED = Expression(
+    f"CASE state WHEN '{JobState.SUCCEEDED.value}' THEN '{Charge.COMMITTED.value}' ELSE charge END"
+)
+_IN_PROGRESS = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 
 
 class JobRepository:
@@ -78,40 +127,67 @@ class JobRepository:
         *,
         callback_token: str,
         now: float,
-    ) -> Job:
+        reservation: Reservation,
+    ) -> Job | None:
+        """Store a queued job holding its credits, or nothing (None) if a limit says no.
+
+        One INSERT … SELECT … WHERE: SQLite runs each statement atomically, so checking the
+        limits and taking the credits cannot be split by a concurrent request (issue 3: 100
+        simultaneous requests with 5 credits left yield exactly 5 jobs).
+        """
         cursor = await self._db.execute(
-            """
+            f"""
             INSERT INTO jobs (state, prompt, tier, aspect_ratio, safety, output_format,
                               guild_id, channel_id, user_id, application_id, interaction_token,
                               interaction_expires_at, attachment_size_limit, callback_token,
-                              created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              created_at, updated_at, credits, charge)
+            SELECT :queued, :prompt, :tier, :aspect_ratio, :safety, :output_format,
+                   :guild, :channel, :user, :application, :interaction_token,
+                   :interaction_expires_at, :attachment_size_limit, :callback_token,
+                   :now, :now, :credits, :reserved
+            WHERE {_WITHIN_LIMITS}
             """,
-            (
-                JobState.QUEUED.value,
-                request.prompt,
-                request.tier.value,
-                request.aspect_ratio.value,
-                request.safety.value,
-                request.output_format.value,
-                target.guild_id,
-                target.channel_id,
-                target.user_id,
-                target.application_id,
-                target.interaction_token,
-                target.interaction_expires_at.timestamp(),
-                target.attachment_size_limit,
-                callback_token,
-                now,
-                now,
-            ),
+            {
+                "queued": JobState.QUEUED.value,
+                "prompt": request.prompt,
+                "tier": request.tier.value,
+                "aspect_ratio": request.aspect_ratio.value,
+                "safety": request.safety.value,
+                "output_format": request.output_format.value,
+                "guild": target.guild_id,
+                "channel": target.channel_id,
+                "user": target.user_id,
+                "application": target.application_id,
+                "interaction_token": target.interaction_token,
+                "interaction_expires_at": target.interaction_expires_at.timestamp(),
+                "attachment_size_limit": target.attachment_size_limit,
+                "callback_token": callback_token,
+                "now": now,
+                "reserved": Charge.RESERVED.value,
+                "released": Charge.RELEASED.value,
+                **dataclasses.asdict(reservation),
+            },
         )
-        job_id = cursor.lastrowid
+        job_id = cursor.lastrowid if cursor.rowcount == 1 else None
         await cursor.close()
-        assert job_id is not None
-        job = await self.get(job_id)
-        assert job is not None
-        return job
+        return None if job_id is None else await self.get(job_id)
+
+    async def usage(self, *, guild_id: int, user_id: int | None, since: float) -> int:
+        """Credits reserved or committed since ``since`` by a member (or a whole guild)."""
+        async with self._db.execute(
+            f"SELECT {_USED} AS used",
+            {"guild": guild_id, "user": user_id, "since": since, "released": Charge.RELEASED.value},
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row["used"]) if row else 0
+
+    async def queued_count(self, *, guild_id: int, user_id: int | None) -> int:
+        async with self._db.execute(
+            f"SELECT {_QUEUED} AS queued",
+            {"guild": guild_id, "user": user_id, "queued": JobState.QUEUED.value},
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row["queued"]) if row else 0
 
     async def get(self, job_id: int) -> Job | None:
         async with self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
@@ -119,29 +195,27 @@ class JobRepository:
         return None if row is None else _row_to_job(row)
 
     async def unfinished(self) -> list[Job]:
-        """Every job not yet delivered or given up on, oldest first: what a restart resumes."""
+        """Every job not yet delivered, given up on or canceled, oldest first: what a restart
+        resumes."""
+        final = [state.value for state in JobState if state.is_final]
         return await self._select(
-            "SELECT * FROM jobs WHERE state NOT IN (?, ?) ORDER BY id",
-            (JobState.DELIVERED.value, JobState.UNDELIVERABLE.value),
+            f"SELECT * FROM jobs WHERE state NOT IN ({','.join('?' * len(final))}) ORDER BY id",  # noqa: S608
+            tuple(final),
         )
 
-    async def queued(self, *, limit: int, excluding: Collection[int] = ()) -> list[Job]:
-        """The oldest queued jobs that no worker holds yet."""
-        placeholders = ",".join("?" * len(excluding))
-        exclusion = f"AND id NOT IN ({placeholders})" if excluding else ""
+    async def queued(self) -> list[Job]:
+        """Every queued job, oldest first: the scheduler orders them fairly."""
         return await self._select(
-            f"SELECT * FROM jobs WHERE state = ? {exclusion} ORDER BY id LIMIT ?",  # noqa: S608
-            (JobState.QUEUED.value, *excluding, limit),
+            "SELECT * FROM jobs WHERE state = ? ORDER BY id", (JobState.QUEUED.value,)
         )
 
-    async def queue_position(self, job_id: int) -> int:
-        """1 for the next job to start; counts queued jobs up to and including this one."""
-        async with self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE state = ? AND id <= ?",
-            (JobState.QUEUED.value, job_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+    async def member_jobs(self, *, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs still queued or at a provider, oldest first (for /queue)."""
+        return await self._select(
+            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN (?, ?, ?) "
+            "ORDER BY id",
+            (guild_id, user_id, *(state.value for state in _IN_PROGRESS)),
+        )
 
     async def mark_submitting(self, job_id: int, *, provider: str, now: float) -> bool:
         """Record that a create is about to be sent, before it is sent."""
@@ -151,7 +225,7 @@ class JobRepository:
             JobState.SUBMITTING,
             now,
             provider=provider,
-            attempts=Increment(),
+            attempts=_INCREMENT,
         )
 
     async def mark_not_submitted(self, job_id: int, *, now: float) -> bool:
@@ -182,32 +256,54 @@ class JobRepository:
         )
 
     async def mark_failed(self, job_id: int, *, error: str, now: float) -> bool:
+        """Failed, timed out or blocked: the member gets the credits back."""
         return await self._transition(
             job_id,
-            (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED),
+            _IN_PROGRESS,
             JobState.FAILED,
             now,
             error=error,
             finished_at=now,
+            charge=Charge.RELEASED.value,
+        )
+
+    async def mark_canceled(self, job_id: int, *, now: float) -> bool:
+        """Canceled by the member before it succeeded: refunded.
+
+        Not from ``submitting``: a create may be in flight, and its answer must be recorded.
+        """
+        return await self._transition(
+            job_id,
+            (JobState.QUEUED, JobState.SUBMITTED),
+            JobState.CANCELED,
+            now,
+            finished_at=now,
+            charge=Charge.RELEASED.value,
         )
 
     async def mark_delivered(self, job_id: int, *, now: float) -> bool:
+        """Posted: a succeeded job's credits are now spent for good."""
         return await self._transition(
             job_id,
             (JobState.SUCCEEDED, JobState.FAILED),
             JobState.DELIVERED,
             now,
             delivered_at=now,
+            charge=_COMMIT_IF_SUCCEEDED,
         )
 
     async def mark_undeliverable(self, job_id: int, *, reason: str, now: float) -> bool:
-        """Give up posting; the images stay on disk and the reason is kept beside any error."""
+        """Give up posting; the images stay on disk and the reason is kept beside any error.
+
+        The images exist and the provider billed them, so a succeeded job's credits are spent.
+        """
         return await self._transition(
             job_id,
             (JobState.SUCCEEDED, JobState.FAILED),
             JobState.UNDELIVERABLE,
             now,
             delivery_error=reason,
+            charge=_COMMIT_IF_SUCCEEDED,
         )
 
     async def remember_delivery(
@@ -234,8 +330,8 @@ class JobRepository:
         assignments = ["state = ?", "updated_at = ?"]
         values: list[Any] = [new_state.value, now]
         for column, value in columns.items():
-            if isinstance(value, Increment):
-                assignments.append(f"{column} = {column} + 1")
+            if isinstance(value, Expression):
+                assignments.append(f"{column} = {value}")
             else:
                 assignments.append(f"{column} = ?")
                 values.append(value)

@@ -2,20 +2,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.core.domain import JobState
+import aiosqlite
+
+from bot.core.domain import Charge, JobState
 from bot.core.storage.jobs import JobRepository
-from tests.conftest import move_to_submitted
-from tests.factories import a_request, a_target
+from tests.conftest import move_to_submitted, stored_job, table_snapshot
+from tests.factories import GUILD_ID, USER_ID, a_request, a_reservation, a_target
 
 
 async def new_job(repository: JobRepository, token: str = "token-1") -> int:
-    job = await repository.create(a_request(), a_target(), callback_token=token, now=100.0)
+    job = await stored_job(repository, a_request(), a_target(), callback_token=token, now=100.0)
     return job.id
 
 
 async def test_created_job_round_trips_every_field(repository: JobRepository) -> None:
     request, target = a_request("a red fox"), a_target()
-    job = await repository.create(request, target, callback_token="tok", now=100.0)
+    job = await stored_job(repository, request, target, callback_token="tok", now=100.0)
     loaded = await repository.get(job.id)
     assert loaded is not None
     assert loaded.state is JobState.QUEUED
@@ -69,16 +71,112 @@ async def test_unfinished_lists_every_non_final_job_oldest_first(
     assert [job.id for job in await repository.unfinished()] == [first, third]
 
 
-async def test_queued_skips_jobs_already_held(repository: JobRepository) -> None:
+async def test_queued_lists_only_queued_jobs_oldest_first(repository: JobRepository) -> None:
     first, second, third = [await new_job(repository, f"t{n}") for n in range(3)]
-    queued = await repository.queued(limit=5, excluding=[first])
-    assert [job.id for job in queued] == [second, third]
+    await move_to_submitted(repository, second)
+    assert [job.id for job in await repository.queued()] == [first, third]
 
 
-async def test_queue_position_counts_older_queued_jobs(repository: JobRepository) -> None:
-    first, _, third = [await new_job(repository, f"t{n}") for n in range(3)]
-    await move_to_submitted(repository, first)
-    assert await repository.queue_position(third) == 2
+async def test_reservation_within_limits_stores_the_job_holding_its_credits(
+    repository: JobRepository,
+) -> None:
+    job = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="t",
+        now=100.0,
+        reservation=a_reservation(credits=3, member_daily=3),
+    )
+    assert job is not None
+    assert (job.credits, job.charge) == (3, Charge.RESERVED)
+
+
+async def test_reservation_over_the_daily_limit_stores_nothing(
+    repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    await stored_job(
+        repository, callback_token="a", now=100.0, reservation=a_reservation(credits=2)
+    )
+    before = await table_snapshot(connection)
+
+    refused = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="b",
+        now=101.0,
+        reservation=a_reservation(credits=2, member_daily=3),
+    )
+
+    assert refused is None
+    assert await table_snapshot(connection) == before
+
+
+async def test_released_credits_do_not_count_as_used(repository: JobRepository) -> None:
+    job = await stored_job(repository, now=100.0, reservation=a_reservation(credits=2))
+    await repository.mark_failed(job.id, error="blocked", now=101.0)
+
+    assert await repository.usage(guild_id=GUILD_ID, user_id=USER_ID, since=0) == 0
+
+
+async def test_usage_counts_only_since_the_given_moment(repository: JobRepository) -> None:
+    await stored_job(
+        repository, callback_token="a", now=100.0, reservation=a_reservation(credits=2)
+    )
+    await stored_job(
+        repository, callback_token="b", now=200.0, reservation=a_reservation(credits=3)
+    )
+
+    assert await repository.usage(guild_id=GUILD_ID, user_id=USER_ID, since=150.0) == 3
+
+
+async def test_queue_limit_per_member_refuses_one_more(repository: JobRepository) -> None:
+    await stored_job(repository, callback_token="a")
+    refused = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="b",
+        now=2.0,
+        reservation=a_reservation(max_queued_per_member=1),
+    )
+    assert refused is None
+
+
+async def test_delivering_a_succeeded_job_commits_its_credits(repository: JobRepository) -> None:
+    job = await stored_job(repository)
+    await move_to_submitted(repository, job.id)
+    await repository.mark_succeeded(job.id, image_paths=[], now=4)
+    await repository.mark_delivered(job.id, now=5)
+
+    delivered = await repository.get(job.id)
+    assert delivered is not None
+    assert delivered.charge is Charge.COMMITTED
+
+
+async def test_delivering_a_failed_job_keeps_its_credits_released(
+    repository: JobRepository,
+) -> None:
+    job = await stored_job(repository)
+    await repository.mark_failed(job.id, error="x", now=2)
+    await repository.mark_delivered(job.id, now=3)
+
+    delivered = await repository.get(job.id)
+    assert delivered is not None
+    assert delivered.charge is Charge.RELEASED
+
+
+async def test_canceling_a_queued_job_releases_its_credits(repository: JobRepository) -> None:
+    job = await stored_job(repository)
+    assert await repository.mark_canceled(job.id, now=2)
+
+    canceled = await repository.get(job.id)
+    assert canceled is not None
+    assert (canceled.state, canceled.charge) == (JobState.CANCELED, Charge.RELEASED)
+
+
+async def test_a_job_being_submitted_cannot_be_canceled(repository: JobRepository) -> None:
+    job = await stored_job(repository)
+    await repository.mark_submitting(job.id, provider="r", now=2)
+    assert not await repository.mark_canceled(job.id, now=3)
 
 
 async def test_a_delivery_id_is_remembered_once(repository: JobRepository) -> None:

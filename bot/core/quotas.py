@@ -1,0 +1,398 @@
+"""Credits and limits: who may spend what, per day and per month, and what admins change.
+
+Periods are calendar days and months in UTC, so every member of a guild resets at the same
+moment; Discord shows that moment in each member's own time zone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.core.config import QueueSettings, QuotaSettings, TierSettings
+from bot.core.domain import Member, Reservation, Tier
+from bot.core.errors import InvalidRequest, QueueFull, QuotaExceeded, TierRestricted
+from bot.core.storage.jobs import JobRepository
+from bot.core.storage.quotas import (
+    AuditEntry,
+    AuditFields,
+    CreditLimit,
+    GuildPolicyRecord,
+    QuotaRepository,
+    UsageReport,
+)
+
+# Far above any sane setting, low enough to catch a typo such as an extra three zeros.
+MAX_CREDITS_SETTING = 1_000_000
+MAX_GRANT = 100_000
+
+
+def day_start(now: float) -> datetime:
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start(now: float) -> datetime:
+    return day_start(now).replace(day=1)
+
+
+def next_month(now: float) -> datetime:
+    start = month_start(now)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def _limit(credits: int | None) -> int | None:
+    """0 means unlimited, in the config file and in admin commands alike."""
+    return credits or None
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """Credits a member may use per period; None is unlimited."""
+
+    daily: int | None
+    monthly: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GuildPolicy:
+    """A guild's effective rules: its overrides laid over the configured defaults."""
+
+    default: Allowance
+    guild_monthly: int | None
+    exempt_role_id: int | None
+    role_limits: Mapping[int, CreditLimit]
+    member_limits: Mapping[int, CreditLimit]
+    tier_roles: Mapping[Tier, frozenset[int]]
+    max_running: int
+    max_queued_per_member: int
+    max_queued_per_guild: int
+
+
+def resolve_policy(
+    record: GuildPolicyRecord, quotas: QuotaSettings, queue: QueueSettings
+) -> GuildPolicy:
+    overrides = record.overrides
+
+    def pick(override: int | None, default: int) -> int:
+        return default if override is None else override
+
+    return GuildPolicy(
+        default=Allowance(
+            daily=_limit(pick(overrides.member_daily_credits, quotas.member_daily_credits)),
+            monthly=_limit(pick(overrides.member_monthly_credits, quotas.member_monthly_credits)),
+        ),
+        guild_monthly=_limit(pick(overrides.guild_monthly_credits, quotas.guild_monthly_credits)),
+        exempt_role_id=overrides.exempt_role_id,
+        role_limits=record.role_limits,
+        member_limits=record.member_limits,
+        tier_roles=record.tier_roles,
+        max_running=pick(overrides.max_running_per_guild, queue.max_running_per_guild),
+        max_queued_per_member=pick(overrides.max_queued_per_member, queue.max_queued_per_member),
+        max_queued_per_guild=pick(overrides.max_queued_per_guild, queue.max_queued_per_guild),
+    )
+
+
+def allowance_for(policy: GuildPolicy, member: Member) -> Allowance:
+    """A member override wins; otherwise the most generous of the member's roles; otherwise
+    the guild default. The exempt role lifts member limits (the guild budget still holds)."""
+    if policy.exempt_role_id is not None and policy.exempt_role_id in member.role_ids:
+        return Allowance(None, None)
+    own = policy.member_limits.get(member.user_id)
+    if own is not None:
+        return Allowance(_limit(own.daily), _limit(own.monthly))
+    roles = [policy.role_limits[role] for role in member.role_ids if role in policy.role_limits]
+    if not roles:
+        return policy.default
+    return Allowance(
+        daily=_most_generous([_limit(limit.daily) for limit in roles]),
+        monthly=_most_generous([_limit(limit.monthly) for limit in roles]),
+    )
+
+
+def _most_generous(limits: Collection[int | None]) -> int | None:
+    return None if None in limits else max(limit for limit in limits if limit is not None)
+
+
+def check_tier_open(policy: GuildPolicy, member: Member, tier: Tier) -> None:
+    roles = policy.tier_roles.get(tier)
+    if roles and not roles & member.role_ids:
+        raise TierRestricted(
+            f"The {tier.value} tier is open only to members with certain roles on this server. "
+            "Try another tier.",
+            role_ids=roles,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    used: int
+    limit: int | None  # including one-off grants
+    resets_at: datetime
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """What /quota shows: per-period usage, the guild budget and each tier's price."""
+
+    day: PeriodUsage
+    month: PeriodUsage
+    guild_month: PeriodUsage
+    tier_credits: Mapping[Tier, int]
+    closed_tiers: frozenset[Tier]
+
+
+class QuotaService:
+    def __init__(
+        self,
+        *,
+        repository: QuotaRepository,
+        jobs: JobRepository,
+        tiers: Mapping[Tier, TierSettings],
+        quotas: QuotaSettings,
+        queue: QueueSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._jobs = jobs
+        self._tiers = tiers
+        self._quotas = quotas
+        self._queue = queue
+        self._clock = clock
+
+    def credits_for(self, tier: Tier) -> int:
+        return self._tiers[tier].credits
+
+    async def policy(self, guild_id: int) -> GuildPolicy:
+        return resolve_policy(await self._repository.policy(guild_id), self._quotas, self._queue)
+
+    async def reservation(self, member: Member, tier: Tier) -> Reservation:
+        """The limits a new job of this member must fit; raises if the tier is closed."""
+        policy = await self.policy(member.guild_id)
+        check_tier_open(policy, member, tier)
+        allowance = allowance_for(policy, member)
+        now = self._clock()
+        day, month = day_start(now).timestamp(), month_start(now).timestamp()
+        reset_at = await self._repository.member_reset_at(member.guild_id, member.user_id) or 0.0
+        return Reservation(
+            credits=self.credits_for(tier),
+            member_daily=allowance.daily,
+            member_monthly=allowance.monthly,
+            guild_monthly=policy.guild_monthly,
+            max_queued_per_member=policy.max_queued_per_member,
+            max_queued_per_guild=policy.max_queued_per_guild,
+            day_start=day,
+            month_start=month,
+            member_counted_since_day=max(day, reset_at),
+            member_counted_since_month=max(month, reset_at),
+        )
+
+    async def refusal(self, member: Member, reservation: Reservation) -> InvalidRequest:
+        """Why a reservation was refused, worded for the member."""
+        queued = await self._jobs.queued_count(guild_id=member.guild_id, user_id=member.user_id)
+        limit = reservation.max_queued_per_member
+        if limit is not None and queued >= limit:
+            return QueueFull(
+                f"You already have {queued} images waiting (the limit is {limit}). Wait for "
+                "one to finish, or cancel one with /queue."
+            )
+        limit = reservation.max_queued_per_guild
+        if limit is not None and (
+            await self._jobs.queued_count(guild_id=member.guild_id, user_id=None) >= limit
+        ):
+            return QueueFull(
+                f"This server's queue is full ({limit} images waiting). Please try again in a "
+                "few minutes."
+            )
+        status = await self.status(member)
+        needed = reservation.credits
+        for usage, what in ((status.day, "daily"), (status.month, "monthly")):
+            if usage.remaining is not None and usage.remaining < needed:
+                return QuotaExceeded(
+                    f"This needs {needed} credit(s) and you have {usage.remaining} of your "
+                    f"{usage.limit} {what} credits left.",
+                    resets_at=usage.resets_at,
+                )
+        return QuotaExceeded(
+            f"This server has used its monthly budget of {status.guild_month.limit} credits.",
+            resets_at=status.guild_month.resets_at,
+        )
+
+    async def status(self, member: Member) -> QuotaStatus:
+        policy = await self.policy(member.guild_id)
+        allowance = allowance_for(policy, member)
+        now = self._clock()
+        day, month = day_start(now), month_start(now)
+        reset_at = await self._repository.member_reset_at(member.guild_id, member.user_id) or 0.0
+
+        async def period(limit: int | None, start: datetime, resets_at: datetime) -> PeriodUsage:
+            since = max(start.timestamp(), reset_at)
+            used = await self._jobs.usage(
+                guild_id=member.guild_id, user_id=member.user_id, since=since
+            )
+            granted = await self._repository.granted(
+                member.guild_id, member.user_id, since=start.timestamp()
+            )
+            return PeriodUsage(used, None if limit is None else limit + granted, resets_at)
+
+        guild_used = await self._jobs.usage(
+            guild_id=member.guild_id, user_id=None, since=month.timestamp()
+        )
+        closed = frozenset(
+            tier
+            for tier, roles in policy.tier_roles.items()
+            if roles and not roles & member.role_ids
+        )
+        return QuotaStatus(
+            day=await period(allowance.daily, day, day + timedelta(days=1)),
+            month=await period(allowance.monthly, month, next_month(now)),
+            guild_month=PeriodUsage(guild_used, policy.guild_monthly, next_month(now)),
+            tier_credits={tier: settings.credits for tier, settings in self._tiers.items()},
+            closed_tiers=closed,
+        )
+
+    # ------------------------------------------------------------------ admin
+
+    def _audit(self, actor_id: int, action: str, **details: object) -> AuditFields:
+        return AuditFields(actor_id=actor_id, action=action, details=details, now=self._clock())
+
+    async def set_default_limits(
+        self, guild_id: int, actor_id: int, *, daily: int | None, monthly: int | None
+    ) -> None:
+        """Set the guild's per-member default; None restores the configured default."""
+        for value in (daily, monthly):
+            _check_credits(value)
+        await self._repository.update_overrides(
+            guild_id,
+            {"member_daily_credits": daily, "member_monthly_credits": monthly},
+            audit=self._audit(actor_id, "default-limits", daily=daily, monthly=monthly),
+        )
+
+    async def set_budget(self, guild_id: int, actor_id: int, *, monthly: int | None) -> None:
+        _check_credits(monthly)
+        await self._repository.update_overrides(
+            guild_id,
+            {"guild_monthly_credits": monthly},
+            audit=self._audit(actor_id, "budget", monthly=monthly),
+        )
+
+    async def set_exempt_role(self, guild_id: int, actor_id: int, role_id: int | None) -> None:
+        await self._repository.update_overrides(
+            guild_id,
+            {"exempt_role_id": role_id},
+            audit=self._audit(actor_id, "exempt-role", role_id=role_id),
+        )
+
+    async def set_queue_limits(
+        self,
+        guild_id: int,
+        actor_id: int,
+        *,
+        max_running: int | None,
+        max_queued_per_member: int | None,
+        max_queued_per_guild: int | None,
+    ) -> None:
+        """Tighten this guild's queue; a guild may not go beyond the operator's limits."""
+        ceilings = (
+            (max_running, self._queue.max_running_per_guild, "running jobs"),
+            (max_queued_per_member, self._queue.max_queued_per_member, "queued jobs per member"),
+            (max_queued_per_guild, self._queue.max_queued_per_guild, "queued jobs"),
+        )
+        for value, ceiling, what in ceilings:
+            if value is not None and not 1 <= value <= ceiling:
+                raise InvalidRequest(
+                    f"The limit for {what} must be between 1 and {ceiling} (the bot's maximum)."
+                )
+        await self._repository.update_overrides(
+            guild_id,
+            {
+                "max_running_per_guild": max_running,
+                "max_queued_per_member": max_queued_per_member,
+                "max_queued_per_guild": max_queued_per_guild,
+            },
+            audit=self._audit(
+                actor_id,
+                "queue-limits",
+                max_running=max_running,
+                max_queued_per_member=max_queued_per_member,
+                max_queued_per_guild=max_queued_per_guild,
+            ),
+        )
+
+    async def set_role_limit(
+        self, guild_id: int, actor_id: int, role_id: int, limit: CreditLimit | None
+    ) -> None:
+        if limit is not None:
+            _check_credits(limit.daily)
+            _check_credits(limit.monthly)
+        await self._repository.set_limit(
+            guild_id,
+            "role",
+            role_id,
+            limit,
+            audit=self._audit(actor_id, "role-limit", role_id=role_id, limit=_describe(limit)),
+        )
+
+    async def set_member_limit(
+        self, guild_id: int, actor_id: int, user_id: int, limit: CreditLimit | None
+    ) -> None:
+        if limit is not None:
+            _check_credits(limit.daily)
+            _check_credits(limit.monthly)
+        await self._repository.set_limit(
+            guild_id,
+            "member",
+            user_id,
+            limit,
+            audit=self._audit(actor_id, "member-limit", user_id=user_id, limit=_describe(limit)),
+        )
+
+    async def set_tier_roles(
+        self, guild_id: int, actor_id: int, tier: Tier, role_ids: frozenset[int]
+    ) -> None:
+        await self._repository.set_tier_roles(
+            guild_id,
+            tier,
+            role_ids,
+            audit=self._audit(actor_id, "tier-roles", tier=tier.value, role_ids=sorted(role_ids)),
+        )
+
+    async def grant(self, guild_id: int, actor_id: int, user_id: int, credits: int) -> None:
+        if not 1 <= credits <= MAX_GRANT:
+            raise InvalidRequest(f"A grant must be between 1 and {MAX_GRANT} credits.")
+        await self._repository.grant(
+            guild_id,
+            user_id,
+            credits,
+            audit=self._audit(actor_id, "grant", user_id=user_id, credits=credits),
+        )
+
+    async def reset_member(self, guild_id: int, actor_id: int, user_id: int) -> None:
+        await self._repository.reset_member(
+            guild_id, user_id, audit=self._audit(actor_id, "reset", user_id=user_id)
+        )
+
+    async def audit_trail(self, guild_id: int, *, limit: int = 15) -> list[AuditEntry]:
+        return await self._repository.audit_trail(guild_id, limit=limit)
+
+    async def usage_report(self, guild_id: int, *, monthly: bool) -> UsageReport:
+        now = self._clock()
+        since = month_start(now) if monthly else day_start(now)
+        return await self._repository.usage_report(guild_id, since=since.timestamp(), top=10)
+
+
+def _check_credits(value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_CREDITS_SETTING:
+        raise InvalidRequest(
+            f"Credit limits must be between 0 (unlimited) and {MAX_CREDITS_SETTING:,}."
+        )
+
+
+def _describe(limit: CreditLimit | None) -> dict[str, int] | None:
+    return None if limit is None else {"daily": limit.daily, "monthly": limit.monthly}

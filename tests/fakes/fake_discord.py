@@ -1,0 +1,1311 @@
+"""A fake Discord (REST API v10 and gateway) on 127.0.0.1 that the real discord.py talks to.
+
+Nothing in discord.py is mocked: :func:`point_discord_py_at` only moves ``Route.BASE`` and
+``DiscordWebSocket.DEFAULT_GATEWAY`` to this server, and the library's own HTTP client, rate
+limiter, zlib decompressor, keep-alive thread and state parsers run unmodified. So the fake has
+to answer the way Discord does, down to details discord.py depends on:
+
+- JSON bodies carry ``Content-Type: application/json`` exactly (``json_or_text`` in
+  discord/http.py compares the whole header, so ``; charset=utf-8`` would turn a body into a
+  string) and a 204 carries no content type at all. Errors are Discord's
+  ``{"message", "code"}`` objects, with ``errors`` for 50035 "Invalid Form Body".
+- Bot routes need ``Authorization: Bot <token>`` (anything else gets 401 ``{"message":
+  "401: Unauthorized", "code": 0}``, which ``login()`` turns into ``LoginFailure``); interaction
+  callbacks and interaction webhooks are authorised by their token alone, as on Discord.
+- Unknown routes answer 404 ``{"message": "404: Not Found", "code": 0}``; every request is
+  logged in :attr:`FakeDiscord.requests` so a test can see what the bot tried.
+- Messages are checked like Discord checks them: 2000 characters of content, 10 embeds and the
+  per-field and 6000-character embed limits, a 25-character nonce, no empty message (50006),
+  and uploads whose sizes add up to more than ``attachment_size_limit`` answer 413 (40005).
+  ``enforce_nonce`` makes a repeated nonce within a few minutes return the first message
+  instead of posting a second one (Discord's Create Message documentation).
+- ``allowed_mentions`` is applied to work out who a message really pings (``mentions``,
+  ``mention_roles``, ``mention_everyone`` in the message object), as Discord does.
+- An interaction accepts exactly one callback, and only within 3 s of INTERACTION_CREATE;
+  after that Discord answers 404 10062 "Unknown interaction", and a second callback 400 40060.
+  ``with_response`` returns ``{"interaction", "resource"}`` (discord.py 2.7 always asks for it
+  and parses it into ``InteractionCallbackResponse``). Followups and ``@original`` edits work
+  only once the interaction was acknowledged (before that the webhook is unknown, 10015), and
+  the first followup after a deferral edits the "thinking" message instead of posting a new
+  one, keeping the deferral's ephemeral flag (Discord's Create Followup Message documentation).
+- Application commands are stored on PUT with Discord's fields (ids kept stable per name and
+  type across overwrites, a new ``version`` per PUT, permissions as strings) after Discord's
+  validation of names, descriptions, option order, choices and lengths.
+- The gateway sends HELLO, answers IDENTIFY (wrong token: close 4004) with READY and, with the
+  GUILDS intent, GUILD_CREATE for one guild with one text channel; it acknowledges heartbeats
+  and replays missed dispatches on RESUME before RESUMED. With ``compress=zlib-stream`` every
+  frame comes from one zlib stream per connection and ends in a Z_SYNC_FLUSH marker
+  (``00 00 ff ff``), which is what discord.py's decompressor waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import json
+import mimetypes
+import re
+import secrets
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import WSMessage, WSMsgType, web
+
+JSON = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+API_PREFIX = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+DEFAULT_APPLICATION_ID = 1_234_567_890_123_456_789
+DEFAULT_GUILD_ID = 1_111_111_111_111_111_111
+DEFAULT_CHANNEL_ID = 1_222_222_222_222_222_222
+DEFAULT_USER_ID = 1_333_333_333_333_333_333
+# Owns the application and the guild; deliberately not the default invoking user, so an
+# owner-only check cannot pass by accident.
+OWNER_ID = 1_444_444_444_444_444_444
+
+# Everything but Administrator, for @everyone, the invoking member and the bot's app_permissions.
+PERMISSIONS = str(discord.Permissions.all().value & ~discord.Permissions(administrator=True).value)
+
+HEARTBEAT_INTERVAL_MS = 41_250
+GUILDS_INTENT = 1 << 0
+INTERACTION_DEADLINE_S = 3.0
+NONCE_WINDOW_S = 300.0
+MAX_REQUEST_BYTES = 1 << 30
+
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+APPLICATION_COMMAND = 2
+CHAT_INPUT = 1
+CHANNEL_MESSAGE_WITH_SOURCE = 4
+DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+MODAL = 9
+# Option types the fake can fill from plain Python values (no "resolved" objects needed).
+OPTION_VALUE_TYPES: dict[int, tuple[type, ...]] = {
+    3: (str,),
+    4: (int,),
+    5: (bool,),
+    10: (int, float),
+}
+
+FILE_FIELD = re.compile(r"files\[(\d+)\]")
+COMMAND_NAME = re.compile(r"[-_'\w]{1,32}")
+USER_MENTION = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+class _ApiError(Exception):
+    """A Discord error object, raised by a handler and rendered by the middleware."""
+
+    def __init__(self, status: int, code: int, message: str, errors: JSON | None = None) -> None:
+        super().__init__(message)
+        self.body: JSON = {"message": message, "code": code}
+        if errors is not None:
+            self.body["errors"] = errors
+        self.status = status
+
+
+def _form_error(path: Sequence[str | int], code: str, message: str) -> _ApiError:
+    errors: JSON = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path):
+        errors = {str(key): errors}
+    return _ApiError(400, 50035, "Invalid Form Body", errors)
+
+
+def _json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value.lower() in {"1", "true"}
+
+
+def _check_length(path: Sequence[str | int], text: str, low: int, high: int) -> None:
+    if not low <= len(text) <= high:
+        raise _form_error(
+            path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length."
+        )
+
+
+def _check_message_limits(payload: JSON) -> None:
+    content = payload.get("content") or ""
+    if len(content) > 2000:
+        raise _form_error(["content"], "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
+    nonce = payload.get("nonce")
+    if nonce is not None and len(str(nonce)) > 25:
+        raise _form_error(["nonce"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    embeds = payload.get("embeds") or []
+    if len(embeds) > 10:
+        raise _form_error(["embeds"], "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    total = 0
+    for index, embed in enumerate(embeds):
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            raise _form_error(
+                ["embeds", index, "fields"],
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 25 or fewer in length.",
+            )
+        texts: list[tuple[list[str | int], str | None, int]] = [
+            (["title"], embed.get("title"), 256),
+            (["description"], embed.get("description"), 4096),
+            (["footer", "text"], (embed.get("footer") or {}).get("text"), 2048),
+            (["author", "name"], (embed.get("author") or {}).get("name"), 256),
+        ]
+        for number, item in enumerate(fields):
+            texts.append((["fields", number, "name"], item.get("name"), 256))
+            texts.append((["fields", number, "value"], item.get("value"), 1024))
+        for path, text, limit in texts:
+            if text is None:
+                continue
+            if len(text) > limit:
+                raise _form_error(
+                    ["embeds", index, *path],
+                    "BASE_TYPE_MAX_LENGTH",
+                    f"Must be {limit} or fewer in length.",
+                )
+            total += len(text)
+    if total > 6000:
+        raise _form_error(
+            ["embeds"], "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"
+        )
+
+
+def _check_new_message(payload: JSON, uploads: Sequence[JSON]) -> None:
+    _check_message_limits(payload)
+    keys = ("content", "embeds", "components", "sticker_ids", "poll")
+    if not uploads and not any(payload.get(key) for key in keys):
+        raise _ApiError(400, 50006, "Cannot send an empty message")
+
+
+def _check_chat_input(path: list[str | int], item: JSON) -> None:
+    """Discord's rules for a slash command, a subcommand or an option (they share them)."""
+    name = item.get("name", "")
+    if not COMMAND_NAME.fullmatch(name) or name != name.lower():
+        raise _form_error([*path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Invalid name.")
+    _check_length([*path, "description"], item.get("description", ""), 1, 100)
+    options = item.get("options") or []
+    if len(options) > 25:
+        raise _form_error([*path, "options"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer.")
+    optional_seen = False
+    for index, option in enumerate(options):
+        option_path = [*path, "options", index]
+        _check_chat_input(option_path, option)
+        if option.get("type") in (1, 2):
+            continue
+        if not option.get("required", False):
+            optional_seen = True
+        elif optional_seen:
+            raise _form_error(
+                [*path, "options"],
+                "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                "Required options must be placed before non-required options",
+            )
+        if option.get("max_length", 0) > 6000:
+            raise _form_error(
+                [*option_path, "max_length"],
+                "NUMBER_TYPE_MAX",
+                "int value should be less than or equal to 6000.",
+            )
+        choices = option.get("choices") or []
+        if len(choices) > 25:
+            raise _form_error([*option_path, "choices"], "BASE_TYPE_MAX_LENGTH", "Max 25.")
+        for number, choice in enumerate(choices):
+            _check_length([*option_path, "choices", number, "name"], choice.get("name", ""), 1, 100)
+            if isinstance(choice.get("value"), str):
+                _check_length([*option_path, "choices", number, "value"], choice["value"], 1, 100)
+
+
+def _check_commands(payload: object) -> list[JSON]:
+    if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
+        raise _form_error([], "BASE_TYPE_ARRAY", "Must be an array of application commands.")
+    seen: set[tuple[int, str]] = set()
+    for index, command in enumerate(payload):
+        key = (command.get("type", CHAT_INPUT), command.get("name", ""))
+        if key in seen:
+            raise _form_error(
+                [index, "name"],
+                "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                f"Application command names must be unique ({key[1]}).",
+            )
+        seen.add(key)
+        if key[0] == CHAT_INPUT:
+            _check_chat_input([index], command)
+        else:
+            _check_length([index, "name"], key[1], 1, 32)
+    return payload
+
+
+def _option_value(definition: JSON, value: object) -> object:
+    """Check a value as Discord's client does before it lets a member send the command."""
+    name, option_type = definition["name"], definition["type"]
+    accepted = OPTION_VALUE_TYPES.get(option_type)
+    if accepted is None:
+        raise ValueError(f"option {name!r} has type {option_type}, which the fake cannot fill")
+    if isinstance(value, bool) is not (option_type == 5) or not isinstance(value, accepted):
+        raise ValueError(f"option {name!r} (type {option_type}) cannot take {value!r}")
+    choices = definition.get("choices")
+    if choices and value not in [choice["value"] for choice in choices]:
+        raise ValueError(f"option {name!r} has choices; {value!r} is not one of them")
+    if isinstance(value, str):
+        size: float = len(value)
+        low, high = definition.get("min_length"), definition.get("max_length")
+    else:
+        assert isinstance(value, int | float)
+        size = value
+        low, high = definition.get("min_value"), definition.get("max_value")
+    if (low is not None and size < low) or (high is not None and size > high):
+        raise ValueError(f"option {name!r} must be within [{low}, {high}], got {value!r}")
+    return value
+
+
+def _mentions(payload: JSON) -> tuple[list[int], list[str], bool]:
+    """Who a message pings: the mentions in its content that ``allowed_mentions`` lets through."""
+    content = payload.get("content") or ""
+    allowed = payload.get("allowed_mentions")
+    if allowed is None:
+        parse, users, roles = {"users", "roles", "everyone"}, set(), set()
+    else:
+        parse = set(allowed.get("parse", []))
+        users = {str(user) for user in allowed.get("users", [])}
+        roles = {str(role) for role in allowed.get("roles", [])}
+    pinged_users = [
+        int(user)
+        for user in dict.fromkeys(USER_MENTION.findall(content))
+        if "users" in parse or user in users
+    ]
+    pinged_roles = [
+        role
+        for role in dict.fromkeys(ROLE_MENTION.findall(content))
+        if "roles" in parse or role in roles
+    ]
+    everyone = "everyone" in parse and ("@everyone" in content or "@here" in content)
+    return pinged_users, pinged_roles, everyone
+
+
+def _decode_frame(frame: WSMessage) -> JSON | None:
+    if frame.type is not WSMsgType.TEXT:
+        return None
+    try:
+        payload = json.loads(frame.data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class _Changes:
+    """Lets tests wait for the fake's state to reach a condition."""
+
+    def __init__(self, requests: list[tuple[str, str]]) -> None:
+        self._condition = asyncio.Condition()
+        self._requests = requests
+
+    async def notify(self) -> None:
+        async with self._condition:
+            self._condition.notify_all()
+
+    async def wait_for(self, what: str, found: Callable[[], T | None], timeout: float) -> T:
+        try:
+            async with asyncio.timeout(timeout), self._condition:
+                while (result := found()) is None:
+                    await self._condition.wait()
+                return result
+        except TimeoutError:
+            raise TimeoutError(
+                f"fake Discord: no {what} within {timeout} s; last requests: {self._requests[-8:]}"
+            ) from None
+
+
+class FakeInteraction:
+    """One INTERACTION_CREATE the fake sent, and what the bot did with its token."""
+
+    def __init__(
+        self,
+        changes: _Changes,
+        responses: list[JSON],
+        *,
+        interaction_id: int,
+        token: str,
+        channel_id: int,
+        user_id: int,
+        created_at: float,
+    ) -> None:
+        self.id = interaction_id
+        self.token = token
+        self.channel_id = channel_id
+        self.user_id = user_id
+        # Event-loop clock (loop.time()) when INTERACTION_CREATE was sent and when the callback
+        # was accepted.
+        self.created_at = created_at
+        self.responded_at: float | None = None
+        # The same list as FakeDiscord.interaction_responses[token].
+        self.responses = responses
+        self.original_message_id: str | None = None
+        self.messages: dict[str, JSON] = {}
+        self._changes = changes
+
+    @property
+    def response_delay(self) -> float | None:
+        """Seconds from INTERACTION_CREATE to the accepted callback, None before it."""
+        return None if self.responded_at is None else self.responded_at - self.created_at
+
+    async def wait_for_response(self, timeout: float = 10) -> JSON:
+        """The callback record: ``{"kind": "callback", "type", "data", "attachments", ...}``."""
+        return await self.wait_for_record("callback", timeout)
+
+    async def wait_for_record(self, kind: str, timeout: float = 10) -> JSON:
+        """The first record of a kind: callback, followup, edit or delete."""
+
+        def found() -> JSON | None:
+            return next((record for record in self.responses if record["kind"] == kind), None)
+
+        return await self._changes.wait_for(f"{kind} for interaction {self.id}", found, timeout)
+
+
+class _Connection:
+    """One gateway websocket; frames share one zlib stream when zlib-stream was asked for."""
+
+    def __init__(self, ws: web.WebSocketResponse, *, zlib_stream: bool) -> None:
+        self.ws = ws
+        self.session: _Session | None = None
+        self._compressor = zlib.compressobj() if zlib_stream else None
+        # Frames must reach the wire in the order they went through the compressor.
+        self._lock = asyncio.Lock()
+
+    async def send(self, payload: JSON) -> None:
+        text = json.dumps(payload, separators=(",", ":"))
+        async with self._lock:
+            if self._compressor is None:
+                await self.ws.send_str(text)
+            else:
+                compressed = self._compressor.compress(text.encode())
+                await self.ws.send_bytes(compressed + self._compressor.flush(zlib.Z_SYNC_FLUSH))
+
+
+@dataclass(eq=False)
+class _Session:
+    id: str
+    # Every dispatch in order (its "s" is its index + 1), kept to replay on RESUME.
+    sent: list[JSON] = field(default_factory=list)
+    connection: _Connection | None = None
+
+
+class FakeDiscord:
+    """Discord's REST API v10 and gateway for one application, guild, text channel and member.
+
+    What the bot did, for assertions:
+
+    - ``requests``: every ``(method, path)`` that reached the server, unknown routes included;
+      paths are as sent (``/api/v10/...``, ``/gateway``).
+    - ``commands``: the commands of the last PUT, as Discord answered it; ``global_commands``
+      and ``guild_commands[guild_id]`` keep each scope.
+    - ``channel_messages[channel_id]``: one record per message posted: the JSON payload
+      (``content``, ``embeds``, ``allowed_mentions``, ``nonce``, ``enforce_nonce``...) with
+      ``attachments`` replaced by the uploads ``{"filename", "content_type", "data"}`` and
+      ``message`` holding the message object returned (who it pinged is in ``mentions``).
+    - ``interaction_responses[token]``: the same kind of records with a ``kind``: ``callback``
+      (payload ``type`` and ``data``), ``followup``, ``edit`` (``@original`` or a followup) and
+      ``delete``; ``FakeInteraction.responses`` is the same list.
+    """
+
+    def __init__(
+        self,
+        *,
+        application_id: int = DEFAULT_APPLICATION_ID,
+        bot_user_id: int = DEFAULT_APPLICATION_ID,
+        guild_id: int = DEFAULT_GUILD_ID,
+        channel_id: int = DEFAULT_CHANNEL_ID,
+        user_id: int = DEFAULT_USER_ID,
+        attachment_size_limit: int = 10 * 1024 * 1024,
+        interaction_deadline: float = INTERACTION_DEADLINE_S,
+    ) -> None:
+        self.application_id = application_id
+        self.bot_user_id = bot_user_id
+        self.guild_id = guild_id
+        self.channel_id = channel_id
+        self.user_id = user_id
+        self.attachment_size_limit = attachment_size_limit
+        self.interaction_deadline = interaction_deadline
+        # Shaped like a real bot token: base64 of the bot's id, a timestamp part and an HMAC.
+        user_part = base64.urlsafe_b64encode(str(bot_user_id).encode()).decode().rstrip("=")
+        self.token = f"{user_part}.{secrets.token_urlsafe(4)}.{secrets.token_urlsafe(27)}"
+
+        self.requests: list[tuple[str, str]] = []
+        self.commands: list[JSON] = []
+        self.global_commands: list[JSON] = []
+        self.guild_commands: dict[int, list[JSON]] = {}
+        self.channel_messages: dict[int, list[JSON]] = defaultdict(list)
+        self.interaction_responses: dict[str, list[JSON]] = defaultdict(list)
+
+        self._changes = _Changes(self.requests)
+        self._command_puts = 0
+        self._ready_count = 0
+        self._interactions: dict[str, FakeInteraction] = {}
+        self._deleted_channels: set[int] = set()
+        self._forbidden_channels: set[int] = set()
+        self._nonces: dict[tuple[int, str], tuple[float, JSON]] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._session: _Session | None = None
+        self._connections: set[_Connection] = set()
+        self._last_snowflake = 0
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve on 127.0.0.1 on a free port."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_REQUEST_BYTES)
+        app.add_routes(self._routes())
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Stop serving. Close the bots first: an open gateway gets 1001 and would reconnect."""
+        for connection in list(self._connections):
+            await connection.ws.close(code=1001, message=b"fake Discord is shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeDiscord.start() has not run")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"{self.base_url.replace('http://', 'ws://', 1)}/gateway"
+
+    # -- what tests drive and wait for -------------------------------------------------------
+
+    async def wait_for_commands(self, timeout: float = 10) -> list[JSON]:
+        return await self._changes.wait_for(
+            "application command PUT",
+            lambda: self.commands if self._command_puts else None,
+            timeout,
+        )
+
+    async def wait_until_ready(self, timeout: float = 10) -> None:
+        await self._changes.wait_for(
+            "IDENTIFY answered with READY", lambda: True if self._ready_count else None, timeout
+        )
+
+    async def wait_for_channel_message(
+        self, channel_id: int | None = None, *, count: int = 1, timeout: float = 10
+    ) -> list[JSON]:
+        """All messages recorded in the channel, once there are at least ``count``."""
+        channel = self.channel_id if channel_id is None else channel_id
+
+        def found() -> list[JSON] | None:
+            messages = self.channel_messages.get(channel, [])
+            return list(messages) if len(messages) >= count else None
+
+        return await self._changes.wait_for(f"{count} message(s) in {channel}", found, timeout)
+
+    async def wait_for_followup(self, interaction_token: str, timeout: float = 10) -> JSON:
+        """The first followup record posted with the token."""
+        return await self._interactions[interaction_token].wait_for_record("followup", timeout)
+
+    def delete_channel(self, channel_id: int) -> None:
+        self._deleted_channels.add(channel_id)
+
+    def forbid_channel(self, channel_id: int) -> None:
+        self._forbidden_channels.add(channel_id)
+
+    async def invoke_slash_command(
+        self,
+        name: str,
+        options: Mapping[str, object] | None = None,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+    ) -> FakeInteraction:
+        """Send INTERACTION_CREATE for a synced slash command, as a member using it would.
+
+        Values are checked against the synced option definitions the way Discord's client
+        checks them (unknown or missing required options, choices, ranges) and raise
+        ``ValueError`` when a member could not have sent them.
+        """
+        command = self._find_command(name)
+        given = dict(options or {})
+        definitions = command.get("options") or []
+        known = {definition["name"] for definition in definitions}
+        if unknown := sorted(set(given) - known):
+            raise ValueError(f"/{name} has no option(s) {unknown}; it has {sorted(known)}")
+        data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
+        filled: list[JSON] = []
+        for definition in definitions:
+            if definition["name"] in given:
+                value = _option_value(definition, given[definition["name"]])
+                filled.append(
+                    {"name": definition["name"], "type": definition["type"], "value": value}
+                )
+            elif definition.get("required"):
+                raise ValueError(f"/{name} needs option {definition['name']!r}")
+        if filled:
+            data["options"] = filled
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        session = self._session
+        if session is None:
+            raise RuntimeError("no client has identified on the fake gateway")
+
+        token = f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}"
+        interaction = FakeInteraction(
+            self._changes,
+            self.interaction_responses[token],
+            interaction_id=self._snowflake(),
+            token=token,
+            channel_id=self.channel_id if channel_id is None else channel_id,
+            user_id=self.user_id if user_id is None else user_id,
+            created_at=asyncio.get_running_loop().time(),
+        )
+        self._interactions[token] = interaction
+        await self._dispatch(
+            session, "INTERACTION_CREATE", self._interaction_create(interaction, data)
+        )
+        return interaction
+
+    async def disconnect_gateway(self) -> None:
+        """Drop the client's websocket with 4000, as a gateway node restart does.
+
+        discord.py then RESUMEs; dispatches made meanwhile are replayed on the new connection.
+        """
+        session = self._session
+        connection = session.connection if session is not None else None
+        if session is None or connection is None:
+            raise RuntimeError("no client is connected to the fake gateway")
+        session.connection = None
+        await connection.ws.close(code=4000, message=b"Unknown error.")
+
+    # -- HTTP plumbing -----------------------------------------------------------------------
+
+    def _routes(self) -> list[web.RouteDef]:
+        api = API_PREFIX
+        app = r"{application_id:\d+}"
+        webhook = f"{api}/webhooks/{app}/{{token:[^/]+}}"
+        return [
+            web.get("/gateway", self._gateway),
+            web.get(f"{api}/users/@me", self._authed(self._get_me)),
+            web.get(f"{api}/oauth2/applications/@me", self._authed(self._get_application)),
+            web.get(f"{api}/applications/{app}/commands", self._authed(self._get_commands)),
+            web.put(f"{api}/applications/{app}/commands", self._authed(self._put_commands)),
+            web.get(
+                rf"{api}/applications/{app}/guilds/{{guild_id:\d+}}/commands",
+                self._authed(self._get_commands),
+            ),
+            web.put(
+                rf"{api}/applications/{app}/guilds/{{guild_id:\d+}}/commands",
+                self._authed(self._put_commands),
+            ),
+            web.post(
+                rf"{api}/channels/{{channel_id:\d+}}/messages",
+                self._authed(self._post_channel_message),
+            ),
+            web.post(
+                rf"{api}/interactions/{{interaction_id:\d+}}/{{token:[^/]+}}/callback",
+                self._post_callback,
+            ),
+            web.post(webhook, self._post_followup),
+            web.get(rf"{webhook}/messages/{{message_id:@original|\d+}}", self._get_webhook_message),
+            web.patch(
+                rf"{webhook}/messages/{{message_id:@original|\d+}}", self._patch_webhook_message
+            ),
+            web.delete(
+                rf"{webhook}/messages/{{message_id:@original|\d+}}", self._delete_webhook_message
+            ),
+        ]
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        try:
+            return await handler(request)
+        except _ApiError as error:
+            return _json_response(error.body, error.status)
+        except web.HTTPNotFound:
+            return _json_response({"message": "404: Not Found", "code": 0}, 404)
+        except web.HTTPMethodNotAllowed:
+            return _json_response({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    def _authed(self, handler: Handler) -> Handler:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            if request.headers.get("Authorization") != f"Bot {self.token}":
+                raise _ApiError(401, 0, "401: Unauthorized")
+            return await handler(request)
+
+        return checked
+
+    async def _read_message_body(self, request: web.Request) -> tuple[JSON, list[JSON]]:
+        """The JSON payload and the uploaded files, from JSON or multipart (``payload_json``
+        plus ``files[n]`` parts, as discord.py's ``handle_message_parameters`` sends them)."""
+        uploads: list[tuple[int, JSON]] = []
+        try:
+            if request.content_type == "multipart/form-data":
+                form = await request.post()
+                raw = form.get("payload_json")
+                payload = json.loads(raw) if isinstance(raw, str) else {}
+                for name, part in form.items():
+                    match = FILE_FIELD.fullmatch(name)
+                    if match and isinstance(part, web.FileField):
+                        upload = {
+                            "filename": part.filename,
+                            "content_type": part.content_type,
+                            "data": part.file.read(),
+                        }
+                        uploads.append((int(match.group(1)), upload))
+            else:
+                payload = await request.json() if request.can_read_body else {}
+        except ValueError:
+            raise _ApiError(400, 50109, "The request body contains invalid JSON.") from None
+        if not isinstance(payload, dict):
+            raise _form_error([], "DICT_TYPE_CONVERT", "Only dictionaries may be used.")
+        # The attachment entries name the files: ``{"id": n, "filename": ...}`` for files[n].
+        names = {
+            str(entry.get("id")): entry["filename"]
+            for entry in payload.get("attachments") or []
+            if "filename" in entry
+        }
+        files = [
+            {**upload, "filename": names.get(str(index), upload["filename"])}
+            for index, upload in sorted(uploads, key=lambda item: item[0])
+        ]
+        if sum(len(upload["data"]) for upload in files) > self.attachment_size_limit:
+            raise _ApiError(413, 40005, "Request entity too large")
+        return payload, files
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def _snowflake(self) -> int:
+        timestamp = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last_snowflake = max(timestamp, self._last_snowflake + 1)
+        return self._last_snowflake
+
+    def _user(self, user_id: int) -> JSON:
+        user: JSON = {
+            "id": str(user_id),
+            "username": f"user{user_id}",
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+            "collectibles": None,
+            "primary_guild": None,
+        }
+        if user_id == self.bot_user_id:
+            user.update(username="fake-bot", bot=True)
+        return user
+
+    def _member(self, user_id: int) -> JSON:
+        return {
+            "user": self._user(user_id),
+            "roles": [],
+            "nick": None,
+            "avatar": None,
+            "banner": None,
+            "premium_since": None,
+            "joined_at": _now_iso(),
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+
+    def _channel(self, channel_id: int) -> JSON:
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "name": "general" if channel_id == self.channel_id else f"channel-{channel_id}",
+            "position": 0,
+            "permission_overwrites": [],
+            "parent_id": None,
+            "topic": None,
+            "nsfw": False,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+        }
+
+    def _guild_create(self) -> JSON:
+        everyone = {
+            "id": str(self.guild_id),
+            "name": "@everyone",
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": 0,
+            "permissions": PERMISSIONS,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+        return {
+            "id": str(self.guild_id),
+            "name": "Fake Guild",
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(OWNER_ID),
+            "application_id": None,
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "system_channel_id": str(self.channel_id),
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "preferred_locale": "en-US",
+            "max_members": 500_000,
+            "features": [],
+            "roles": [everyone],
+            "emojis": [],
+            "stickers": [],
+            "joined_at": _now_iso(),
+            "large": False,
+            "unavailable": False,
+            "lazy": True,
+            "member_count": 2,
+            "members": [self._member(self.bot_user_id)],
+            "channels": [self._channel(self.channel_id)],
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def _message(
+        self,
+        channel_id: int,
+        payload: JSON,
+        uploads: Sequence[JSON],
+        *,
+        interaction: FakeInteraction | None = None,
+        message_type: int = 0,
+        extra_flags: int = 0,
+    ) -> JSON:
+        users, roles, everyone = _mentions(payload)
+        message: JSON = {
+            "id": str(self._snowflake()),
+            "channel_id": str(channel_id),
+            "author": self._user(self.bot_user_id),
+            "content": payload.get("content") or "",
+            "timestamp": _now_iso(),
+            "edited_timestamp": None,
+            "tts": bool(payload.get("tts", False)),
+            "mention_everyone": everyone,
+            "mentions": [self._user(user) for user in users],
+            "mention_roles": roles,
+            "attachments": [self._attachment(channel_id, upload) for upload in uploads],
+            "embeds": [{"type": "rich", **embed} for embed in payload.get("embeds") or []],
+            "pinned": False,
+            "type": message_type,
+            "flags": (payload.get("flags") or 0) | extra_flags,
+            "components": payload.get("components") or [],
+        }
+        if payload.get("nonce") is not None:
+            message["nonce"] = payload["nonce"]
+        if interaction is not None:
+            message["webhook_id"] = str(self.application_id)
+            message["application_id"] = str(self.application_id)
+            message["interaction_metadata"] = {
+                "id": str(interaction.id),
+                "type": APPLICATION_COMMAND,
+                "user": self._user(interaction.user_id),
+                "authorizing_integration_owners": {"0": str(self.guild_id)},
+            }
+        return message
+
+    def _attachment(self, channel_id: int, upload: JSON) -> JSON:
+        attachment_id = self._snowflake()
+        filename = upload["filename"]
+        # Shaped like Discord's CDN URLs; the fake does not serve them.
+        url = f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{filename}"
+        return {
+            "id": str(attachment_id),
+            "filename": filename,
+            "size": len(upload["data"]),
+            "url": url,
+            "proxy_url": url,
+            "content_type": mimetypes.guess_type(filename)[0] or "application/octet-stream",
+        }
+
+    def _interaction_create(self, interaction: FakeInteraction, data: JSON) -> JSON:
+        return {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": APPLICATION_COMMAND,
+            "data": data,
+            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(self.guild_id),
+            "guild_locale": "en-US",
+            "channel": {**self._channel(interaction.channel_id), "permissions": PERMISSIONS},
+            "channel_id": str(interaction.channel_id),
+            "member": {**self._member(interaction.user_id), "permissions": PERMISSIONS},
+            "token": interaction.token,
+            "version": 1,
+            "app_permissions": PERMISSIONS,
+            "locale": "en-US",
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
+            "attachment_size_limit": self.attachment_size_limit,
+        }
+
+    def _find_command(self, name: str) -> JSON:
+        candidates = [*self.guild_commands.get(self.guild_id, []), *self.global_commands]
+        for command in candidates:
+            if command["name"] == name and command["type"] == CHAT_INPUT:
+                return command
+        synced = sorted(command["name"] for command in candidates)
+        raise ValueError(f"/{name} is not a synced slash command; synced: {synced}")
+
+    # -- REST handlers -----------------------------------------------------------------------
+
+    async def _get_me(self, request: web.Request) -> web.StreamResponse:
+        me = self._user(self.bot_user_id)
+        me.update(verified=True, mfa_enabled=False, locale="en-US", email=None)
+        return _json_response(me)
+
+    async def _get_application(self, request: web.Request) -> web.StreamResponse:
+        return _json_response(
+            {
+                "id": str(self.application_id),
+                "name": "fake-bot",
+                "icon": None,
+                "description": "",
+                "summary": "",
+                "type": None,
+                "hook": True,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "owner": self._user(OWNER_ID),
+                "team": None,
+                "bot": self._user(self.bot_user_id),
+                "interactions_endpoint_url": None,
+                "redirect_uris": [],
+                "tags": [],
+                "approximate_guild_count": 1,
+                "integration_types_config": {"0": {}},
+            }
+        )
+
+    def _command_scope(self, request: web.Request) -> int | None:
+        """The guild id of a guild-command route (None for global), after Discord's checks."""
+        if int(request.match_info["application_id"]) != self.application_id:
+            raise _ApiError(403, 50001, "Missing Access")
+        guild = request.match_info.get("guild_id")
+        if guild is not None and int(guild) != self.guild_id:
+            raise _ApiError(403, 50001, "Missing Access")
+        return None if guild is None else int(guild)
+
+    async def _get_commands(self, request: web.Request) -> web.StreamResponse:
+        guild_id = self._command_scope(request)
+        if guild_id is None:
+            return _json_response(self.global_commands)
+        return _json_response(self.guild_commands.get(guild_id, []))
+
+    async def _put_commands(self, request: web.Request) -> web.StreamResponse:
+        guild_id = self._command_scope(request)
+        try:
+            payload = _check_commands(await request.json())
+        except ValueError:
+            raise _ApiError(400, 50109, "The request body contains invalid JSON.") from None
+        previous = self.global_commands if guild_id is None else self.guild_commands.get(guild_id)
+        ids = {(command["type"], command["name"]): command["id"] for command in previous or []}
+        version = str(self._snowflake())
+        stored: list[JSON] = []
+        for command in payload:
+            command_type = command.get("type", CHAT_INPUT)
+            permissions = command.get("default_member_permissions")
+            entry: JSON = {
+                "id": ids.get((command_type, command["name"])) or str(self._snowflake()),
+                "application_id": str(self.application_id),
+                "version": version,
+                "type": command_type,
+                "name": command["name"],
+                "name_localizations": command.get("name_localizations"),
+                "description": command.get("description", ""),
+                "description_localizations": command.get("description_localizations"),
+                "default_member_permissions": None if permissions is None else str(permissions),
+                "dm_permission": command.get("dm_permission", True),
+                "contexts": command.get("contexts"),
+                "integration_types": command.get("integration_types") or [0],
+                "nsfw": command.get("nsfw", False),
+            }
+            if command_type == CHAT_INPUT:
+                entry["options"] = command.get("options") or []
+            if guild_id is not None:
+                entry["guild_id"] = str(guild_id)
+            stored.append(entry)
+        if guild_id is None:
+            self.global_commands = stored
+        else:
+            self.guild_commands[guild_id] = stored
+        self.commands = stored
+        self._command_puts += 1
+        await self._changes.notify()
+        return _json_response(stored)
+
+    async def _post_channel_message(self, request: web.Request) -> web.StreamResponse:
+        channel_id = int(request.match_info["channel_id"])
+        if channel_id in self._deleted_channels:
+            raise _ApiError(404, 10003, "Unknown Channel")
+        if channel_id in self._forbidden_channels:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        payload, uploads = await self._read_message_body(request)
+        _check_new_message(payload, uploads)
+        now = asyncio.get_running_loop().time()
+        nonce_key = None
+        if payload.get("enforce_nonce") and payload.get("nonce") is not None:
+            nonce_key = (channel_id, str(payload["nonce"]))
+            earlier = self._nonces.get(nonce_key)
+            if earlier is not None and now - earlier[0] < NONCE_WINDOW_S:
+                return _json_response(earlier[1])
+        message = self._message(channel_id, payload, uploads)
+        if nonce_key is not None:
+            self._nonces[nonce_key] = (now, message)
+        record = {**payload, "attachments": uploads, "message": copy.deepcopy(message)}
+        self.channel_messages[channel_id].append(record)
+        await self._changes.notify()
+        return _json_response(message)
+
+    async def _post_callback(self, request: web.Request) -> web.StreamResponse:
+        interaction = self._interactions.get(request.match_info["token"])
+        now = asyncio.get_running_loop().time()
+        if (
+            interaction is None
+            or interaction.id != int(request.match_info["interaction_id"])
+            or now - interaction.created_at > self.interaction_deadline
+        ):
+            raise _ApiError(404, 10062, "Unknown interaction")
+        if interaction.responded_at is not None:
+            raise _ApiError(400, 40060, "Interaction has already been acknowledged.")
+        payload, uploads = await self._read_message_body(request)
+        callback_type = payload.get("type")
+        data = payload.get("data") or {}
+        message: JSON | None = None
+        if callback_type == CHANNEL_MESSAGE_WITH_SOURCE:
+            _check_new_message(data, uploads)
+            message = self._message(
+                interaction.channel_id, data, uploads, interaction=interaction, message_type=20
+            )
+        elif callback_type == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
+            message = self._message(
+                interaction.channel_id,
+                {"flags": data.get("flags", 0)},
+                [],
+                interaction=interaction,
+                message_type=20,
+                extra_flags=LOADING,
+            )
+        elif callback_type != MODAL:
+            raise _form_error(
+                ["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid response type."
+            )
+        interaction.responded_at = now
+        if message is not None:
+            interaction.original_message_id = message["id"]
+            interaction.messages[message["id"]] = message
+        interaction.responses.append(
+            {
+                "kind": "callback",
+                **payload,
+                "attachments": uploads,
+                "message": copy.deepcopy(message),
+            }
+        )
+        await self._changes.notify()
+        if not _is_true(request.query.get("with_response")):
+            return web.Response(status=204)
+        answer: JSON = {"id": str(interaction.id), "type": APPLICATION_COMMAND}
+        resource: JSON = {"type": callback_type}
+        if message is not None:
+            answer.update(
+                response_message_id=message["id"],
+                response_message_loading=bool(message["flags"] & LOADING),
+                response_message_ephemeral=bool(message["flags"] & EPHEMERAL),
+            )
+            resource["message"] = message
+        return _json_response({"interaction": answer, "resource": resource})
+
+    def _webhook_interaction(self, request: web.Request) -> FakeInteraction:
+        interaction = self._interactions.get(request.match_info["token"])
+        if (
+            int(request.match_info["application_id"]) != self.application_id
+            or interaction is None
+            or interaction.responded_at is None
+        ):
+            raise _ApiError(404, 10015, "Unknown Webhook")
+        return interaction
+
+    def _webhook_message(self, request: web.Request, interaction: FakeInteraction) -> JSON:
+        message_id = request.match_info["message_id"]
+        if message_id == "@original":
+            message_id = interaction.original_message_id or ""
+        message = interaction.messages.get(message_id)
+        if message is None:
+            raise _ApiError(404, 10008, "Unknown Message")
+        return message
+
+    async def _post_followup(self, request: web.Request) -> web.StreamResponse:
+        interaction = self._webhook_interaction(request)
+        payload, uploads = await self._read_message_body(request)
+        _check_new_message(payload, uploads)
+        original = interaction.messages.get(interaction.original_message_id or "")
+        if original is not None and original["flags"] & LOADING:
+            # Discord: a followup right after a deferral edits the loading message instead.
+            message = self._edit(original, payload, uploads)
+        else:
+            message = self._message(
+                interaction.channel_id, payload, uploads, interaction=interaction
+            )
+            interaction.messages[message["id"]] = message
+        interaction.responses.append(
+            {
+                "kind": "followup",
+                **payload,
+                "attachments": uploads,
+                "message": copy.deepcopy(message),
+            }
+        )
+        await self._changes.notify()
+        if _is_true(request.query.get("wait")):
+            return _json_response(message)
+        return web.Response(status=204)
+
+    async def _get_webhook_message(self, request: web.Request) -> web.StreamResponse:
+        interaction = self._webhook_interaction(request)
+        return _json_response(self._webhook_message(request, interaction))
+
+    async def _patch_webhook_message(self, request: web.Request) -> web.StreamResponse:
+        interaction = self._webhook_interaction(request)
+        message = self._webhook_message(request, interaction)
+        payload, uploads = await self._read_message_body(request)
+        _check_message_limits(payload)
+        message = self._edit(message, payload, uploads)
+        interaction.responses.append(
+            {"kind": "edit", **payload, "attachments": uploads, "message": copy.deepcopy(message)}
+        )
+        await self._changes.notify()
+        return _json_response(message)
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.StreamResponse:
+        interaction = self._webhook_interaction(request)
+        message = self._webhook_message(request, interaction)
+        del interaction.messages[message["id"]]
+        interaction.responses.append({"kind": "delete", "message": copy.deepcopy(message)})
+        await self._changes.notify()
+        return web.Response(status=204)
+
+    def _edit(self, message: JSON, payload: JSON, uploads: Sequence[JSON]) -> JSON:
+        """Apply an edit as Discord does: given fields replace, ``attachments`` lists the ones to
+        keep, new files are added; a loading (deferred) message becomes a normal one."""
+        channel_id = int(message["channel_id"])
+        if "content" in payload:
+            message["content"] = payload["content"] or ""
+            users, roles, everyone = _mentions(payload)
+            message.update(
+                mentions=[self._user(user) for user in users],
+                mention_roles=roles,
+                mention_everyone=everyone,
+            )
+        if "embeds" in payload:
+            message["embeds"] = [{"type": "rich", **embed} for embed in payload["embeds"] or []]
+        if "components" in payload:
+            message["components"] = payload["components"] or []
+        kept = message["attachments"]
+        if "attachments" in payload:
+            keep = {str(entry.get("id")) for entry in payload["attachments"] or []}
+            kept = [attachment for attachment in kept if attachment["id"] in keep]
+        message["attachments"] = kept + [self._attachment(channel_id, item) for item in uploads]
+        if message["flags"] & LOADING:
+            # The deferral's flags stay (an existing message cannot become ephemeral or not).
+            message["flags"] &= ~LOADING
+        else:
+            message["edited_timestamp"] = _now_iso()
+        return message
+
+    # -- gateway -----------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        encoding = request.query.get("encoding", "json")
+        compress = request.query.get("compress")
+        if encoding != "json" or compress not in (None, "zlib-stream"):
+            # discord.py asks for zstd-stream when `zstandard` or Python 3.14's compression.zstd
+            # is importable; refuse loudly rather than send frames it cannot read.
+            raise _ApiError(
+                400, 0, f"fake gateway speaks json and zlib-stream, not {encoding}/{compress}"
+            )
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        connection = _Connection(ws, zlib_stream=compress is not None)
+        self._connections.add(connection)
+        try:
+            hello = {"heartbeat_interval": HEARTBEAT_INTERVAL_MS, "_trace": ["fake-gateway"]}
+            await connection.send({"op": 10, "d": hello, "s": None, "t": None})
+            async for frame in ws:
+                payload = _decode_frame(frame)
+                if payload is None:
+                    await ws.close(code=4002, message=b"Error while decoding payload.")
+                    break
+                await self._gateway_op(connection, payload)
+        finally:
+            self._connections.discard(connection)
+            session = connection.session
+            if session is not None and session.connection is connection:
+                session.connection = None
+        return ws
+
+    async def _gateway_op(self, connection: _Connection, payload: JSON) -> None:
+        op, data = payload.get("op"), payload.get("d")
+        if op == 1:
+            await connection.send({"op": 11, "d": None, "s": None, "t": None})
+        elif op == 2:
+            await self._identify(connection, data or {})
+        elif op == 6:
+            await self._resume(connection, data or {})
+        elif op in (3, 4, 8):
+            # Presence, voice state and member requests change nothing the fake models.
+            if connection.session is None:
+                await connection.ws.close(code=4003, message=b"Not authenticated.")
+        else:
+            await connection.ws.close(code=4001, message=b"Unknown opcode.")
+
+    async def _identify(self, connection: _Connection, data: JSON) -> None:
+        if connection.session is not None:
+            await connection.ws.close(code=4005, message=b"Already authenticated.")
+            return
+        if data.get("token") != self.token:
+            await connection.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        session = _Session(id=secrets.token_hex(16), connection=connection)
+        connection.session = session
+        self._sessions[session.id] = session
+        self._session = session
+        ready: JSON = {
+            "v": 10,
+            "user": {**self._user(self.bot_user_id), "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": session.id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "user_settings": {},
+            "_trace": ["fake-gateway"],
+        }
+        if "shard" in data:
+            ready["shard"] = data["shard"]
+        await self._dispatch(session, "READY", ready)
+        if data.get("intents", 0) & GUILDS_INTENT:
+            await self._dispatch(session, "GUILD_CREATE", self._guild_create())
+        self._ready_count += 1
+        await self._changes.notify()
+
+    async def _resume(self, connection: _Connection, data: JSON) -> None:
+        if data.get("token") != self.token:
+            await connection.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        session = self._sessions.get(data.get("session_id") or "")
+        if session is None:
+            await connection.send({"op": 9, "d": False, "s": None, "t": None})
+            return
+        connection.session = session
+        session.connection = connection
+        for payload in session.sent[data.get("seq") or 0 :]:
+            await connection.send(payload)
+        await self._dispatch(session, "RESUMED", {"_trace": ["fake-gateway"]})
+
+    async def _dispatch(self, session: _Session, event: str, data: JSON) -> None:
+        payload = {"op": 0, "t": event, "s": len(session.sent) + 1, "d": data}
+        session.sent.append(payload)
+        connection = session.connection
+        if connection is not None:
+            # A connection that is going away: the dispatch is replayed on RESUME.
+            with contextlib.suppress(ConnectionResetError):
+                await connection.send(payload)
+
+
+@contextlib.contextmanager
+def point_discord_py_at(fake: FakeDiscord) -> Iterator[None]:
+    """Send discord.py's REST calls and gateway connections to the fake, then restore them."""
+    route_base = discord.http.Route.BASE
+    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = f"{fake.base_url}{API_PREFIX}"
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = route_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+
+
+@contextlib.asynccontextmanager
+async def running_fake_discord(**options: Any) -> AsyncIterator[FakeDiscord]:
+    """A started fake with discord.py pointed at it, for ``async with`` or a pytest fixture."""
+    async with FakeDiscord(**options) as fake:
+        with point_discord_py_at(fake):
+            yield fake

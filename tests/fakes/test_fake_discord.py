@@ -1,0 +1,335 @@
+"""The fake Discord against the real discord.py client: login, sync, gateway, interactions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.fake_discord import FakeDiscord, running_fake_discord
+
+PNG = b"\x89PNG\r\n\x1a\nfake image bytes"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with running_fake_discord() as fake:
+        yield fake
+
+
+def make_bot() -> commands.Bot:
+    """A plain bot with the guilds intent only and three commands that exercise the fake."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    bot = commands.Bot(
+        command_prefix=commands.when_mentioned,
+        intents=intents,
+        help_command=None,
+        guild_ready_timeout=0.05,
+    )
+
+    @bot.tree.command(name="ping", description="Answer pong, then post a file")
+    @app_commands.describe(text="What to echo")
+    async def ping(interaction: discord.Interaction[discord.Client], text: str) -> None:
+        await interaction.response.send_message("pong: " + text, ephemeral=True)
+        assert isinstance(interaction.channel, discord.TextChannel)
+        await interaction.channel.send("hello", file=discord.File(io.BytesIO(PNG), "a.png"))
+
+    @bot.tree.command(name="slow", description="Think, then follow up and edit")
+    async def slow(interaction: discord.Interaction[discord.Client]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.followup.send("done", file=discord.File(io.BytesIO(PNG), "b.png"))
+        await interaction.followup.send("second", ephemeral=True)
+        await interaction.edit_original_response(content="edited", attachments=[])
+
+    @bot.tree.command(name="late", description="Answer after the deadline")
+    async def late(interaction: discord.Interaction[discord.Client]) -> None:
+        await asyncio.sleep(0.2)
+        await interaction.response.send_message("too late")
+
+    return bot
+
+
+@contextlib.asynccontextmanager
+async def connected(fake: FakeDiscord, bot: commands.Bot) -> AsyncIterator[asyncio.Task[None]]:
+    """Log in, sync, connect and wait for on_ready; close everything afterwards."""
+    try:
+        await bot.login(fake.token)
+        task = asyncio.create_task(bot.connect())
+        try:
+            await bot.tree.sync()
+            await fake.wait_until_ready(timeout=2)
+            await asyncio.wait_for(bot.wait_until_ready(), timeout=2)
+            yield task
+        finally:
+            await bot.close()
+            await task
+    finally:
+        await bot.close()
+
+
+async def test_slash_command_round_trip(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    async with connected(fake, bot):
+        [ping] = [
+            command for command in await fake.wait_for_commands() if command["name"] == "ping"
+        ]
+        assert ping["application_id"] == str(fake.application_id)
+        assert ping["options"] == [
+            {"type": 3, "name": "text", "description": "What to echo", "required": True}
+        ]
+        assert bot.get_guild(fake.guild_id) is not None
+
+        interaction = await fake.invoke_slash_command("ping", {"text": "hi"})
+        response = await interaction.wait_for_response(timeout=2)
+        [message] = await fake.wait_for_channel_message(timeout=2)
+
+    assert response["type"] == 4
+    assert response["data"]["content"] == "pong: hi"
+    assert response["data"]["flags"] == 64
+    assert response["message"]["interaction_metadata"]["user"]["id"] == str(fake.user_id)
+    assert interaction.response_delay is not None
+    assert interaction.response_delay < 3
+    assert message["content"] == "hello"
+    assert message["attachments"] == [
+        {"filename": "a.png", "content_type": "application/octet-stream", "data": PNG}
+    ]
+    assert message["message"]["author"]["id"] == str(fake.bot_user_id)
+    assert message["message"]["attachments"][0]["content_type"] == "image/png"
+    assert ("GET", "/api/v10/users/@me") in fake.requests
+    assert ("GET", "/api/v10/oauth2/applications/@me") in fake.requests
+    assert ("GET", "/gateway") in fake.requests
+
+
+async def test_guild_sync_and_invoke(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    guild = discord.Object(fake.guild_id)
+    async with connected(fake, bot):
+        bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+        assert {command.guild_id for command in synced} == {fake.guild_id}
+        assert fake.guild_commands[fake.guild_id] == fake.commands
+
+        interaction = await fake.invoke_slash_command("ping", {"text": "guild"})
+        response = await interaction.wait_for_response(timeout=2)
+        await fake.wait_for_channel_message(timeout=2)
+
+    assert response["data"]["content"] == "pong: guild"
+
+
+async def test_deferral_followups_and_edit(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    async with connected(fake, bot):
+        interaction = await fake.invoke_slash_command("slow")
+        deferral = await interaction.wait_for_response(timeout=2)
+        first = await fake.wait_for_followup(interaction.token, timeout=2)
+        await interaction.wait_for_record("edit", timeout=2)
+
+    assert deferral["type"] == 5
+    assert deferral["message"]["flags"] == 64 | 128
+    # Discord: the first followup after a deferral edits the loading message.
+    assert first["message"]["id"] == interaction.original_message_id
+    assert first["attachments"][0]["data"] == PNG
+    kinds = [record["kind"] for record in interaction.responses]
+    assert kinds == ["callback", "followup", "followup", "edit"]
+    second, edit = interaction.responses[2:]
+    assert second["message"]["id"] != interaction.original_message_id
+    assert second["flags"] == 64
+    assert edit["message"]["content"] == "edited"
+    assert edit["message"]["attachments"] == []
+    assert edit["message"]["flags"] == 64
+
+
+async def test_answer_after_deadline_is_unknown_interaction() -> None:
+    async with running_fake_discord(interaction_deadline=0.05) as fake:
+        bot = make_bot()
+        errors: asyncio.Queue[app_commands.AppCommandError] = asyncio.Queue()
+
+        async def on_error(
+            interaction: discord.Interaction[discord.Client], error: app_commands.AppCommandError
+        ) -> None:
+            errors.put_nowait(error)
+
+        bot.tree.on_error = on_error  # type: ignore[method-assign]
+        async with connected(fake, bot):
+            interaction = await fake.invoke_slash_command("late")
+            error = await asyncio.wait_for(errors.get(), timeout=2)
+
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.NotFound)
+    assert error.original.code == 10062
+    assert interaction.responses == []
+
+
+async def test_resume_replays_what_was_missed(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    async with connected(fake, bot):
+        resumed = asyncio.ensure_future(bot.wait_for("resumed", timeout=2))
+        await fake.disconnect_gateway()
+        interaction = await fake.invoke_slash_command("ping", {"text": "again"})
+        await resumed
+        response = await interaction.wait_for_response(timeout=2)
+        await fake.wait_for_channel_message(timeout=2)
+
+    assert response["data"]["content"] == "pong: again"
+    assert fake.requests.count(("GET", "/gateway")) == 2
+
+
+async def test_bad_token_fails_login(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    with pytest.raises(discord.LoginFailure):
+        await bot.login("not-the-token")
+    await bot.close()
+    assert ("GET", "/api/v10/users/@me") in fake.requests
+
+
+async def test_identify_with_bad_token_is_closed_4004(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    bot.http.token = "not-the-token"
+    with pytest.raises(discord.ConnectionClosed) as closed:
+        await bot.connect()
+    await bot.close()
+    assert closed.value.code == 4004
+
+
+async def test_deleted_and_forbidden_channels(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    try:
+        fake.delete_channel(1)
+        fake.forbid_channel(2)
+        with pytest.raises(discord.NotFound) as missing:
+            await bot.get_partial_messageable(1).send("x")
+        with pytest.raises(discord.Forbidden) as forbidden:
+            await bot.get_partial_messageable(2).send("x")
+    finally:
+        await bot.close()
+    assert missing.value.code == 10003
+    assert forbidden.value.code == 50013
+    assert fake.channel_messages.get(1) is None
+    assert fake.channel_messages.get(2) is None
+
+
+async def test_enforced_nonce_posts_once(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    channel = bot.get_partial_messageable(fake.channel_id, guild_id=fake.guild_id)
+    try:
+        first = await channel.send("<@5> done", nonce="job-1")
+        again = await channel.send("<@5> done", nonce="job-1")
+        other = await channel.send("<@5> done", nonce="job-2")
+    finally:
+        await bot.close()
+    assert first.id == again.id != other.id
+    records = fake.channel_messages[fake.channel_id]
+    assert [record["nonce"] for record in records] == ["job-1", "job-2"]
+    assert records[0]["enforce_nonce"] is True
+
+
+async def test_allowed_mentions_decide_who_is_pinged(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    channel = bot.get_partial_messageable(fake.channel_id)
+    alice, bob = 100_000_000_000_000_001, 100_000_000_000_000_002
+    content = f"<@{alice}> <@{bob}>"
+    try:
+        silent = await channel.send(content, allowed_mentions=discord.AllowedMentions.none())
+        one = await channel.send(
+            content, allowed_mentions=discord.AllowedMentions(users=[discord.Object(alice)])
+        )
+        default = await channel.send(content)
+    finally:
+        await bot.close()
+    assert silent.raw_mentions == [alice, bob]
+    assert silent.mentions == []
+    assert [user.id for user in one.mentions] == [alice]
+    assert [user.id for user in default.mentions] == [alice, bob]
+
+
+async def test_oversized_upload_is_413() -> None:
+    async with running_fake_discord(attachment_size_limit=16) as fake:
+        bot = make_bot()
+        await bot.login(fake.token)
+        files = [discord.File(io.BytesIO(b"x" * 10), f"{n}.png") for n in range(2)]
+        try:
+            with pytest.raises(discord.HTTPException) as too_large:
+                await bot.get_partial_messageable(fake.channel_id).send(files=files)
+        finally:
+            await bot.close()
+    assert too_large.value.status == 413
+    assert too_large.value.code == 40005
+    assert fake.channel_messages.get(fake.channel_id) is None
+
+
+async def test_invalid_messages_are_refused(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    channel = bot.get_partial_messageable(fake.channel_id)
+    try:
+        with pytest.raises(discord.HTTPException) as too_long:
+            await channel.send("x" * 2001)
+        with pytest.raises(discord.HTTPException) as empty:
+            await channel.send("")
+    finally:
+        await bot.close()
+    assert (too_long.value.status, too_long.value.code) == (400, 50035)
+    assert "content" in too_long.value.text
+    assert (empty.value.status, empty.value.code) == (400, 50006)
+
+
+async def test_unknown_route_is_404_and_logged(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    try:
+        with pytest.raises(discord.NotFound) as unknown:
+            await bot.http.request(discord.http.Route("GET", "/channels/1/pins"))
+    finally:
+        await bot.close()
+    assert unknown.value.code == 0
+    assert ("GET", "/api/v10/channels/1/pins") in fake.requests
+
+
+async def test_invoke_checks_options_like_discord(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    try:
+        await bot.tree.sync()
+    finally:
+        await bot.close()
+    with pytest.raises(ValueError, match="no option"):
+        await fake.invoke_slash_command("ping", {"txt": "hi"})
+    with pytest.raises(ValueError, match="needs option"):
+        await fake.invoke_slash_command("ping")
+    with pytest.raises(ValueError, match="cannot take"):
+        await fake.invoke_slash_command("ping", {"text": 3})
+    with pytest.raises(ValueError, match="not a synced"):
+        await fake.invoke_slash_command("pong")
+
+
+async def test_invalid_commands_are_refused(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    payload = [{"name": "Bad Name", "description": "x", "type": 1}]
+    try:
+        with pytest.raises(discord.HTTPException) as invalid:
+            await bot.http.bulk_upsert_global_commands(fake.application_id, payload)
+    finally:
+        await bot.close()
+    assert (invalid.value.status, invalid.value.code) == (400, 50035)
+    assert fake.commands == []
+
+
+async def test_gateway_refuses_compression_it_cannot_send(fake: FakeDiscord) -> None:
+    url = f"{fake.gateway_url}?v=10&encoding=json&compress=zstd-stream"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(url)
+    assert refused.value.status == 400
