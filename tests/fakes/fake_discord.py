@@ -90,6 +90,10 @@ MAX_REQUEST_BYTES = 1 << 30
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+BUTTON = 2
+USER_OPTION = 6
+ROLE_OPTION = 8
 CHAT_INPUT = 1
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
@@ -362,6 +366,7 @@ class FakeInteraction:
         self.responses = responses
         self.original_message_id: str | None = None
         self.messages: dict[str, JSON] = {}
+        self.type = APPLICATION_COMMAND
         self._changes = changes
 
     @property
@@ -461,6 +466,11 @@ class FakeDiscord:
         self._command_puts = 0
         self._ready_count = 0
         self._interactions: dict[str, FakeInteraction] = {}
+        # Guild roles besides @everyone, and which members hold them.
+        self.roles: dict[int, str] = {}
+        self.member_roles: dict[int, list[int]] = defaultdict(list)
+        # Users a member may name in a user option although they are not in the guild.
+        self.non_members: set[int] = set()
         self._deleted_channels: set[int] = set()
         self._forbidden_channels: set[int] = set()
         self._nonces: dict[tuple[int, str], tuple[float, JSON]] = {}
@@ -555,37 +565,124 @@ class FakeDiscord:
         *,
         user_id: int | None = None,
         channel_id: int | None = None,
+        permissions: str = PERMISSIONS,
     ) -> FakeInteraction:
         """Send INTERACTION_CREATE for a synced slash command, as a member using it would.
 
-        Values are checked against the synced option definitions the way Discord's client
-        checks them (unknown or missing required options, choices, ranges) and raise
-        ``ValueError`` when a member could not have sent them.
+        ``name`` may name a subcommand after its group (``"imagine-admin grant"``). User and
+        role options take ids and come with the ``resolved`` objects Discord sends. Values are
+        checked against the synced option definitions the way Discord's client checks them
+        (unknown or missing required options, choices, ranges) and raise ``ValueError`` when a
+        member could not have sent them. ``permissions`` are the invoking member's.
         """
-        command = self._find_command(name)
-        given = dict(options or {})
+        command_name, _, subcommand = name.partition(" ")
+        command = self._find_command(command_name)
+        data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
+        resolved: JSON = {}
         definitions = command.get("options") or []
+        if subcommand:
+            sub = next((d for d in definitions if d["name"] == subcommand and d["type"] == 1), None)
+            if sub is None:
+                raise ValueError(f"/{command_name} has no subcommand {subcommand!r}")
+            filled = self._fill_options(name, sub.get("options") or [], options, resolved)
+            data["options"] = [{"name": subcommand, "type": 1, "options": filled}]
+        else:
+            filled = self._fill_options(name, definitions, options, resolved)
+            if filled:
+                data["options"] = filled
+        if resolved:
+            data["resolved"] = resolved
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return await self._send_interaction(
+            APPLICATION_COMMAND,
+            data,
+            user_id=user_id,
+            channel_id=channel_id,
+            permissions=permissions,
+        )
+
+    async def click_button(
+        self,
+        custom_id: str,
+        message: JSON,
+        *,
+        user_id: int | None = None,
+        permissions: str = PERMISSIONS,
+    ) -> FakeInteraction:
+        """A member presses the button ``custom_id`` on ``message`` (MESSAGE_COMPONENT)."""
+        buttons = [
+            component["custom_id"]
+            for row in message.get("components") or []
+            for component in row.get("components") or []
+            if component.get("type") == BUTTON
+        ]
+        if custom_id not in buttons:
+            raise ValueError(f"message has no button {custom_id!r}; it has {buttons}")
+        return await self._send_interaction(
+            MESSAGE_COMPONENT,
+            {"custom_id": custom_id, "component_type": BUTTON},
+            user_id=user_id,
+            channel_id=int(message["channel_id"]),
+            permissions=permissions,
+            message=message,
+        )
+
+    def _fill_options(
+        self,
+        name: str,
+        definitions: Sequence[JSON],
+        options: Mapping[str, object] | None,
+        resolved: JSON,
+    ) -> list[JSON]:
+        given = dict(options or {})
         known = {definition["name"] for definition in definitions}
         if unknown := sorted(set(given) - known):
             raise ValueError(f"/{name} has no option(s) {unknown}; it has {sorted(known)}")
-        data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
         filled: list[JSON] = []
         for definition in definitions:
             if definition["name"] in given:
-                value = _option_value(definition, given[definition["name"]])
+                value = given[definition["name"]]
+                if definition["type"] in (USER_OPTION, ROLE_OPTION):
+                    value = self._resolve(definition, value, resolved)
+                else:
+                    value = _option_value(definition, value)
                 filled.append(
                     {"name": definition["name"], "type": definition["type"], "value": value}
                 )
             elif definition.get("required"):
                 raise ValueError(f"/{name} needs option {definition['name']!r}")
-        if filled:
-            data["options"] = filled
-        if "guild_id" in command:
-            data["guild_id"] = command["guild_id"]
+        return filled
+
+    def _resolve(self, definition: JSON, value: object, resolved: JSON) -> str:
+        """A user or role option: the id as a string, with the objects in ``resolved``."""
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"option {definition['name']!r} takes an id, not {value!r}")
+        if definition["type"] == ROLE_OPTION:
+            if value not in self.roles:
+                raise ValueError(f"role {value} does not exist in the guild")
+            resolved.setdefault("roles", {})[str(value)] = self._role(value, self.roles[value])
+            return str(value)
+        resolved.setdefault("users", {})[str(value)] = self._user(value)
+        if value not in self.non_members:
+            member = self._member(value)
+            del member["user"]
+            resolved.setdefault("members", {})[str(value)] = {**member, "permissions": "0"}
+        return str(value)
+
+    async def _send_interaction(
+        self,
+        interaction_type: int,
+        data: JSON,
+        *,
+        user_id: int | None,
+        channel_id: int | None,
+        permissions: str,
+        message: JSON | None = None,
+    ) -> FakeInteraction:
         session = self._session
         if session is None:
             raise RuntimeError("no client has identified on the fake gateway")
-
         token = f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}"
         interaction = FakeInteraction(
             self._changes,
@@ -596,10 +693,12 @@ class FakeDiscord:
             user_id=self.user_id if user_id is None else user_id,
             created_at=asyncio.get_running_loop().time(),
         )
+        interaction.type = interaction_type
         self._interactions[token] = interaction
-        await self._dispatch(
-            session, "INTERACTION_CREATE", self._interaction_create(interaction, data)
-        )
+        payload = self._interaction_create(interaction, data, interaction_type, permissions)
+        if message is not None:
+            payload["message"] = message
+        await self._dispatch(session, "INTERACTION_CREATE", payload)
         return interaction
 
     async def disconnect_gateway(self) -> None:
@@ -736,10 +835,26 @@ class FakeDiscord:
             user.update(username="fake-bot", bot=True)
         return user
 
+    def _role(self, role_id: int, name: str) -> JSON:
+        return {
+            "id": str(role_id),
+            "name": name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": 1,
+            "permissions": "0",
+            "managed": False,
+            "mentionable": True,
+            "flags": 0,
+        }
+
     def _member(self, user_id: int) -> JSON:
         return {
             "user": self._user(user_id),
-            "roles": [],
+            "roles": [str(role_id) for role_id in self.member_roles.get(user_id, [])],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -812,7 +927,7 @@ class FakeDiscord:
             "preferred_locale": "en-US",
             "max_members": 500_000,
             "features": [],
-            "roles": [everyone],
+            "roles": [everyone, *(self._role(rid, name) for rid, name in self.roles.items())],
             "emojis": [],
             "stickers": [],
             "joined_at": _now_iso(),
@@ -886,18 +1001,20 @@ class FakeDiscord:
             "content_type": mimetypes.guess_type(filename)[0] or "application/octet-stream",
         }
 
-    def _interaction_create(self, interaction: FakeInteraction, data: JSON) -> JSON:
+    def _interaction_create(
+        self, interaction: FakeInteraction, data: JSON, interaction_type: int, permissions: str
+    ) -> JSON:
         return {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
-            "type": APPLICATION_COMMAND,
+            "type": interaction_type,
             "data": data,
             "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
             "guild_id": str(self.guild_id),
             "guild_locale": "en-US",
             "channel": {**self._channel(interaction.channel_id), "permissions": PERMISSIONS},
             "channel_id": str(interaction.channel_id),
-            "member": {**self._member(interaction.user_id), "permissions": PERMISSIONS},
+            "member": {**self._member(interaction.user_id), "permissions": permissions},
             "token": interaction.token,
             "version": 1,
             "app_permissions": PERMISSIONS,
@@ -1077,7 +1194,7 @@ class FakeDiscord:
         await self._changes.notify()
         if not _is_true(request.query.get("with_response")):
             return web.Response(status=204)
-        answer: JSON = {"id": str(interaction.id), "type": APPLICATION_COMMAND}
+        answer: JSON = {"id": str(interaction.id), "type": interaction.type}
         resource: JSON = {"type": callback_type}
         if message is not None:
             answer.update(

@@ -1,0 +1,120 @@
+"""The whole bot, built by the real composition root, against fake Discord and fake Replicate.
+
+discord.py is unmodified: it talks HTTP and a zlib-stream websocket to the fake Discord on
+127.0.0.1; the bot's provider client talks to the fake Replicate, which signs webhooks and
+posts them to the bot's own callback listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bot.core.config import Secrets, Settings
+from bot.runner import Application, assemble, serve
+from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, point_discord_py_at
+from tests.fakes.fake_replicate import FakeReplicate
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        return int(listening.getsockname()[1])
+
+
+def e2e_settings(tmp_path: Path, replicate: FakeReplicate, **sections: dict[str, Any]) -> Settings:
+    port = free_port()
+    return Settings.model_validate(
+        {
+            "database": {"path": str(tmp_path / "bot.sqlite3")},
+            "images": {"dir": str(tmp_path / "images")},
+            "webhook": {
+                "listen_host": "127.0.0.1",
+                "listen_port": port,
+                "public_url": f"http://127.0.0.1:{port}",
+            },
+            "providers": {
+                "replicate": {
+                    "base_url": replicate.base_url,
+                    "webhook_mode": "signed" if replicate.mode == "official" else "token",
+                }
+            },
+            "jobs": {"poll_initial_seconds": 0.1, "poll_max_seconds": 0.5},
+            **sections,
+        }
+    )
+
+
+@dataclass
+class RunningBot:
+    discord: FakeDiscord
+    replicate: FakeReplicate
+    application: Application
+
+    async def command(
+        self, name: str, options: dict[str, object] | None = None, **kwargs: Any
+    ) -> tuple[FakeInteraction, dict[str, Any]]:
+        """Invoke a slash command; return the interaction and the bot's reply payload."""
+        interaction = await self.discord.invoke_slash_command(name, options, **kwargs)
+        reply = await interaction.wait_for_response()
+        return interaction, reply
+
+    async def channel_posts(self, count: int = 1) -> list[dict[str, Any]]:
+        return await self.discord.wait_for_channel_message(count=count)
+
+
+class BotRunner:
+    """Starts the bot (possibly several times over one database) and stops it at the end."""
+
+    def __init__(self, tmp_path: Path, discord: FakeDiscord, replicate: FakeReplicate) -> None:
+        self.tmp_path = tmp_path
+        self.discord = discord
+        self.replicate = replicate
+
+    @contextlib.asynccontextmanager
+    async def run(self, **sections: dict[str, Any]) -> AsyncIterator[RunningBot]:
+        settings = e2e_settings(self.tmp_path, self.replicate, **sections)
+        secrets = Secrets(
+            discord_token=SecretStr(self.discord.token),
+            provider_api_keys={"replicate": SecretStr(self.replicate.token)},
+            webhook_secrets={},
+        )
+        stop = asyncio.Event()
+        async with assemble(settings, secrets) as application:
+            serving = asyncio.create_task(
+                serve(application, token=self.discord.token, stop=stop), name="bot"
+            )
+            try:
+                await self.discord.wait_until_ready()
+                await self.discord.wait_for_commands()
+                yield RunningBot(self.discord, self.replicate, application)
+            finally:
+                stop.set()
+                await serving
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        with point_discord_py_at(fake):
+            yield fake
+
+
+@pytest.fixture
+async def runner(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_replicate: FakeReplicate
+) -> BotRunner:
+    return BotRunner(tmp_path, fake_discord, fake_replicate)
+
+
+@pytest.fixture
+async def bot(runner: BotRunner) -> AsyncIterator[RunningBot]:
+    async with runner.run() as running:
+        yield running

@@ -1,0 +1,105 @@
+"""/imagine from the member's click to the image in the channel, through the real client."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image as PillowImage
+
+from tests.e2e.conftest import RunningBot
+from tests.fakes.fake_discord import EPHEMERAL
+
+LIGHTHOUSE = {
+    "prompt": "a lighthouse at dusk",
+    "tier": "fast",
+    "aspect_ratio": "16:9",
+    "safety": "block_medium_and_above",
+}
+
+
+async def test_the_bot_syncs_its_commands(bot: RunningBot) -> None:
+    names = {command["name"] for command in bot.discord.commands}
+    assert names == {"imagine", "queue", "quota", "imagine-admin"}
+
+
+async def test_imagine_is_acknowledged_privately_within_three_seconds(bot: RunningBot) -> None:
+    interaction, reply = await bot.command("imagine", LIGHTHOUSE)
+
+    assert interaction.response_delay is not None
+    assert interaction.response_delay < 3.0
+    assert reply["data"]["flags"] & EPHEMERAL
+    assert reply["data"]["embeds"][0]["title"] == "Queued"
+
+
+async def test_the_image_arrives_in_the_channel_with_its_details(bot: RunningBot) -> None:
+    await bot.command("imagine", LIGHTHOUSE)
+
+    [post] = await bot.channel_posts()
+
+    [attachment] = post["attachments"]
+    with PillowImage.open(io.BytesIO(attachment["data"])) as image:
+        assert (image.format, image.size) == ("JPEG", (1408, 768))
+    [embed] = post["embeds"]
+    assert embed["description"] == "a lighthouse at dusk"
+    fields = {field["name"]: field["value"] for field in embed["fields"]}
+    assert (fields["Tier"], fields["Aspect ratio"]) == ("Fast", "16:9")
+    assert fields["Took"].endswith(" s")
+    assert embed["image"]["url"] == f"attachment://{attachment['filename']}"
+
+
+async def test_the_result_comes_through_the_signed_callback(bot: RunningBot) -> None:
+    await bot.command("imagine", LIGHTHOUSE)
+    await bot.channel_posts()
+
+    [delivery] = bot.replicate.webhook_deliveries
+    assert delivery.status == 200
+
+
+async def test_the_result_pings_only_the_member_who_asked(bot: RunningBot) -> None:
+    await bot.command("imagine", {"prompt": "@everyone look at <@1333333333333333330> <@&5>"})
+
+    [post] = await bot.channel_posts()
+
+    message = post["message"]
+    assert [user["id"] for user in message["mentions"]] == [str(bot.discord.user_id)]
+    assert message["mention_roles"] == []
+    assert message["mention_everyone"] is False
+
+
+async def test_an_empty_prompt_gets_a_friendly_error_and_no_job(bot: RunningBot) -> None:
+    _, reply = await bot.command("imagine", {"prompt": "   "})
+
+    assert "prompt is empty" in reply["data"]["embeds"][0]["description"]
+    assert reply["data"]["flags"] & EPHEMERAL
+    assert bot.replicate.requests == []
+
+
+async def test_an_over_long_prompt_gets_the_limit_and_no_job(bot: RunningBot) -> None:
+    _, reply = await bot.command("imagine", {"prompt": "x" * 1001})
+
+    assert "the limit is 1000" in reply["data"]["embeds"][0]["description"]
+    assert bot.replicate.requests == []
+
+
+async def test_a_safety_block_is_explained_in_the_channel_and_refunded(bot: RunningBot) -> None:
+    bot.replicate.fail_next()
+    await bot.command("imagine", LIGHTHOUSE)
+
+    [post] = await bot.channel_posts()
+
+    [embed] = post["embeds"]
+    assert embed["title"] == "Your image could not be made"
+    assert "safety filter" in embed["description"]
+    assert "1 credit given back" in embed["description"]
+    assert post["attachments"] == []
+
+
+async def test_a_deleted_channel_gets_the_image_privately_instead(bot: RunningBot) -> None:
+    bot.discord.delete_channel(bot.discord.channel_id)
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+
+    followup = await bot.discord.wait_for_followup(interaction.token)
+
+    assert followup["flags"] & EPHEMERAL
+    assert len(followup["attachments"]) == 1
+    assert bot.discord.channel_messages[bot.discord.channel_id] == []
