@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import aiosqlite
 
@@ -16,13 +17,16 @@ from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
 
 
-def quota_service(connection: aiosqlite.Connection, settings: Settings) -> QuotaService:
+def quota_service(
+    connection: aiosqlite.Connection, settings: Settings, *, clock: Callable[[], float] = time.time
+) -> QuotaService:
     return QuotaService(
         repository=QuotaRepository(connection),
         jobs=JobRepository(connection),
         tiers=settings.tiers,
         quotas=settings.quotas,
         queue=settings.queue,
+        clock=clock,
     )
 
 
@@ -34,12 +38,13 @@ def job_service(
     images: ImageStore,
     settings: Settings,
     public_url: str | None,
+    clock: Callable[[], float] = time.time,
 ) -> JobService:
     """A job service with delivery retries off, so a failed post shows at once."""
     repository = JobRepository(connection)
     return JobService(
         repository=repository,
-        quotas=quota_service(connection, settings),
+        quotas=quota_service(connection, settings, clock=clock),
         providers=providers,
         tiers=settings.tiers,
         images=images,
@@ -48,4 +53,5 @@ def job_service(
         queue=settings.queue,
         max_prompt_length=settings.discord.max_prompt_length,
         public_url=public_url,
+        clock=clock,
     )

@@ -32,7 +32,7 @@ from bot.core.errors import (
 from bot.core.images import Image, ImageStore
 from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
 from bot.core.quotas import QuotaService
-from bot.core.scheduling import Slot, fair_order, startable
+from bot.core.scheduling import ServiceHistory, Slot, fair_order, startable
 from bot.core.storage.jobs import JobRepository
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ class JobService:
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._slots: dict[int, Slot] = {}
+        self._history = ServiceHistory()
         self._positions: dict[int, int] = {}
         self._progress_sent: dict[int, tuple[int, float]] = {}
         self._callbacks: dict[int, asyncio.Event] = {}
@@ -180,7 +181,9 @@ class JobService:
     async def queue_position(self, job_id: int) -> int | None:
         """1 for the next job to start; None once it has started."""
         order = fair_order(
-            [self._slot(job) for job in await self._jobs.queued()], list(self._slots.values())
+            [self._slot(job) for job in await self._jobs.queued()],
+            list(self._slots.values()),
+            self._history,
         )
         return next((i for i, slot in enumerate(order, 1) if slot.job_id == job_id), None)
 
@@ -245,7 +248,7 @@ class JobService:
             queued = await self._expire_overdue(await self._jobs.queued())
             waiting = [job for job in queued if job.id not in self._running]
             running = list(self._slots.values())
-            order = fair_order([self._slot(job) for job in waiting], running)
+            order = fair_order([self._slot(job) for job in waiting], running, self._history)
             max_running = {
                 guild: (await self._quotas.policy(guild)).max_running
                 for guild in {slot.guild_id for slot in order}
@@ -258,6 +261,7 @@ class JobService:
             )
             by_id = {job.id: job for job in waiting}
             for slot in chosen:
+                self._history.record(slot)
                 self._spawn(by_id[slot.job_id], slot)
             started = {slot.job_id for slot in chosen}
             await self._report_positions(

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.core.config import Settings
-from bot.core.domain import Job, JobState
+from bot.core.domain import Charge, Job, JobState, Member
 from bot.core.errors import (
     DeadlineExceeded,
     InvalidRequest,
@@ -27,7 +27,7 @@ from bot.core.listener import create_listener_app
 from bot.core.providers.http import HttpClient
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
-from tests.factories import A_MEMBER, a_replicate_provider, a_request, a_target
+from tests.factories import A_MEMBER, GUILD_ID, USER_ID, a_replicate_provider, a_request, a_target
 from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse
 from tests.fakes.recording_publisher import RecordingPublisher
 from tests.services import job_service
@@ -358,3 +358,118 @@ async def test_restart_takes_queued_jobs_oldest_first(bench: Bench) -> None:
 
     prompts = [r.json()["input"]["prompt"] for r in bench.fake.requests_to("POST", "/models/")]
     assert prompts == ["prompt 0", "prompt 1", "prompt 2"]
+
+
+# ---------------------------------------------------------------------- queue
+
+
+async def submit_as(jobs: JobService, user_id: int, prompt: str) -> Job:
+    member = Member(guild_id=GUILD_ID, user_id=user_id)
+    return await jobs.submit(a_request(prompt), a_target(user_id=user_id), member)
+
+
+async def test_members_take_turns_in_the_queue(bench: Bench) -> None:
+    jobs = await bench.service(queue={"max_running_per_guild": 1})
+    queued = [await submit_as(jobs, USER_ID, f"a{n}") for n in range(3)]
+    queued.append(await submit_as(jobs, USER_ID + 1, "b0"))
+
+    await jobs.start()
+    for job in queued:
+        await bench.ended(job.id)
+
+    prompts = [r.json()["input"]["prompt"] for r in bench.fake.requests_to("POST", "/models/")]
+    assert prompts == ["a0", "b0", "a1", "a2"]
+
+
+async def test_a_job_waiting_past_its_deadline_fails_and_is_refunded(bench: Bench) -> None:
+    bench.fake.processing_seconds = 60
+    jobs = await bench.service(
+        queue={"max_running_per_guild": 1}, tiers={"fast": {"deadline_seconds": 1.0}}
+    )
+    await jobs.start()
+    await submit_as(jobs, USER_ID, "first")
+    waiting = await submit_as(jobs, USER_ID, "second")
+
+    ended = await bench.ended(waiting.id)
+
+    assert ended.error == DeadlineExceeded().user_message
+    assert ended.charge is Charge.RELEASED
+    assert bench.fake.create_count == 1
+
+
+async def test_the_member_hears_when_their_job_starts(bench: Bench) -> None:
+    jobs = await bench.service()
+
+    job = await run_one(bench, jobs)
+
+    assert (job.id, None) in bench.publisher.progress
+
+
+async def test_canceling_a_running_job_cancels_it_at_the_provider(bench: Bench) -> None:
+    bench.fake.processing_seconds = 60
+    jobs = await bench.service()
+    await jobs.start()
+    job = await jobs.submit(a_request(), a_target(), A_MEMBER)
+    submitted = await bench.reaches(job.id, (JobState.SUBMITTED,))
+
+    canceled = await jobs.cancel(job.id, A_MEMBER)
+
+    assert (canceled.state, canceled.charge) == (JobState.CANCELED, Charge.RELEASED)
+    [cancel] = bench.fake.requests_to("POST", "/cancel")
+    assert submitted.provider_job_id in cancel.path
+    assert bench.publisher.failed_jobs == []
+
+
+async def test_restart_finishes_every_unfinished_job_exactly_once(
+    bench: Bench, http: HttpClient
+) -> None:
+    repository = bench.repository
+    now = time.time()
+
+    async def job_in(state: JobState, prompt: str) -> Job:
+        job = await stored_job(repository, a_request(prompt), callback_token=prompt, now=now)
+        if state is JobState.QUEUED:
+            return job
+        await repository.mark_submitting(job.id, provider="replicate", now=now)
+        if state is JobState.SUBMITTING:
+            return job
+        created = await a_replicate_provider(bench.fake, http).start(job.request, callback_url=None)
+        await repository.mark_submitted(
+            job.id, provider="replicate", provider_job_id=created.id, now=now
+        )
+        if state is JobState.SUCCEEDED:
+            paths = await bench.images.save(f"job-{job.id}", [Image(b"\xff\xd8\xff", "jpg")])
+            await repository.mark_succeeded(job.id, image_paths=paths, now=now)
+        elif state in (JobState.FAILED, JobState.DELIVERED):
+            await repository.mark_failed(job.id, error="blocked", now=now)
+            if state is JobState.DELIVERED:
+                await repository.mark_delivered(job.id, now=now)
+        elif state is JobState.CANCELED:
+            await repository.mark_canceled(job.id, now=now)
+        return job
+
+    states = [
+        JobState.QUEUED,
+        JobState.SUBMITTING,
+        JobState.SUBMITTED,
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.DELIVERED,
+        JobState.CANCELED,
+    ]
+    jobs_by_state = {state: await job_in(state, state.value) for state in states}
+    creates_before = bench.fake.create_count
+    service = await bench.service()
+
+    await service.start()
+    for state in states[:5]:
+        await bench.ended(jobs_by_state[state].id)
+
+    posted = [job_id for job_id, _, _ in bench.publisher.images]
+    assert sorted(posted) == sorted(
+        [jobs_by_state[s].id for s in (JobState.QUEUED, JobState.SUBMITTED, JobState.SUCCEEDED)]
+    )
+    assert sorted(bench.publisher.failed_jobs) == sorted(
+        [jobs_by_state[s].id for s in (JobState.SUBMITTING, JobState.FAILED)]
+    )
+    assert bench.fake.create_count == creates_before + 1  # only the queued job was sent

@@ -18,6 +18,7 @@ class RecordingPublisher:
         self.failures = list(failures)
         self.images: list[tuple[int, list[str], list[str]]] = []
         self.failed_jobs: list[int] = []
+        self.progress: list[tuple[int, int | None]] = []
 
     async def publish_images(
         self, job: Job, attachments: Sequence[Attachment], oversized: Sequence[str]
@@ -30,3 +31,6 @@ class RecordingPublisher:
         if self.failures:
             raise self.failures.pop(0)
         self.failed_jobs.append(job.id)
+
+    async def publish_progress(self, job: Job, position: int | None) -> None:
+        self.progress.append((job.id, position))
