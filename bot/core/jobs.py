@@ -34,6 +34,7 @@ from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
 from bot.core.quotas import QuotaService
 from bot.core.scheduling import ServiceHistory, Slot, fair_order, startable
 from bot.core.storage.jobs import JobRepository
+from bot.core.waiting import wait_until_set
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,7 @@ async def await_completion(
             with contextlib.suppress(ProviderError):
                 await provider.cancel(provider_job_id)
             raise DeadlineExceeded(detail=f"{provider_job_id} still running at the deadline")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=min(next(waits), remaining))
+        await wait_until_set(wake, min(next(waits), remaining))
 
 
 class JobService:
@@ -269,8 +269,7 @@ class JobService:
             )
             next_deadline = min((self._deadline(job) for job in waiting), default=None)
             timeout = None if next_deadline is None else max(0.0, next_deadline - self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            await wait_until_set(self._wake, timeout)
             self._wake.clear()
 
     async def _expire_overdue(self, queued: list[Job]) -> list[Job]:

@@ -29,8 +29,9 @@ def free_port() -> int:
         return int(listening.getsockname()[1])
 
 
-def e2e_settings(tmp_path: Path, replicate: FakeReplicate, **sections: dict[str, Any]) -> Settings:
-    port = free_port()
+def e2e_settings(
+    tmp_path: Path, replicate: FakeReplicate, port: int, **sections: dict[str, Any]
+) -> Settings:
     return Settings.model_validate(
         {
             "database": {"path": str(tmp_path / "bot.sqlite3")},
@@ -86,10 +87,12 @@ class BotRunner:
         self.tmp_path = tmp_path
         self.discord = discord
         self.replicate = replicate
+        # One address for every run, as a deployed bot keeps its public URL across restarts.
+        self.port = free_port()
 
     @contextlib.asynccontextmanager
     async def run(self, **sections: dict[str, Any]) -> AsyncIterator[RunningBot]:
-        settings = e2e_settings(self.tmp_path, self.replicate, **sections)
+        settings = e2e_settings(self.tmp_path, self.replicate, self.port, **sections)
         secrets = Secrets(
             discord_token=SecretStr(self.discord.token),
             provider_api_keys={"replicate": SecretStr(self.replicate.token)},
@@ -97,12 +100,15 @@ class BotRunner:
         )
         stop = asyncio.Event()
         async with assemble(settings, secrets) as application:
+            # discord.py waits 2 s after the last GUILD_CREATE before on_ready; a bot closed
+            # during that wait leaves a failing task behind, so tests shorten it.
+            application.bot._connection.guild_ready_timeout = 0.05
             serving = asyncio.create_task(
                 serve(application, token=self.discord.token, stop=stop), name="bot"
             )
             try:
-                await self.discord.wait_until_ready()
-                await self.discord.wait_for_commands()
+                # on_ready comes after login, command sync and the guild: the bot is all set.
+                await eventually(application.bot.is_ready)
                 yield RunningBot(self.discord, self.replicate, application)
             finally:
                 stop.set()

@@ -144,6 +144,7 @@ async def test_a_tier_restricted_to_a_role_opens_when_the_member_gets_it(
 
 async def test_a_restart_mid_job_posts_the_image_once(runner: BotRunner) -> None:
     runner.replicate.processing_seconds = 1.0
+    runner.replicate.webhook_retry_delays = (0.5, 1.0, 2.0, 4.0)  # Replicate retries ~1 min
     async with runner.run() as bot:
         await bot.command("imagine", {"prompt": "a lighthouse"})
         await eventually(lambda: runner.replicate.create_count == 1)

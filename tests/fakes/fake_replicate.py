@@ -486,9 +486,8 @@ class FakeReplicate:
         while prediction.completed_at(self.clock()) is None:
             changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    changed.wait(), timeout=max(0.01, prediction.ends_at() - self.clock())
-                )
+                async with asyncio.timeout(max(0.01, prediction.ends_at() - self.clock())):
+                    await changed.wait()
         assert prediction.webhook is not None
         webhook_id = "msg_" + secrets.token_urlsafe(18)
         body = json.dumps(self._render(prediction)).encode()
