@@ -28,7 +28,7 @@ from bot.core.providers.http import HttpClient
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
 from tests.factories import A_MEMBER, GUILD_ID, USER_ID, a_replicate_provider, a_request, a_target
-from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse
+from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse, problem, throttled
 from tests.fakes.recording_publisher import RecordingPublisher
 from tests.services import job_service
 
@@ -166,7 +166,7 @@ async def test_duplicate_callbacks_deliver_once(bench: Bench) -> None:
 
 
 async def test_throttled_create_is_sent_again_and_creates_once(bench: Bench) -> None:
-    bench.fake.script_create(ScriptedResponse.throttled(retry_after=0.05))
+    bench.fake.script_create(throttled(retry_after=0.05))
     jobs = await bench.service()
 
     job = await run_one(bench, jobs)
@@ -201,7 +201,7 @@ async def test_html_error_page_on_create_fails_the_job_without_sending_it_again(
 
 
 async def test_rejected_create_fails_with_the_providers_reason_hidden(bench: Bench) -> None:
-    bench.fake.script_create(ScriptedResponse.problem(422, "input.prompt: Required"))
+    bench.fake.script_create(problem(422, "input.prompt: Required"))
     jobs = await bench.service()
 
     job = await run_one(bench, jobs)
@@ -243,7 +243,7 @@ async def test_output_gone_before_download_fails_the_job(bench: Bench) -> None:
 
 
 async def test_transient_poll_failures_are_retried(bench: Bench) -> None:
-    bench.fake.script_get(ScriptedResponse.html(503), ScriptedResponse.throttled())
+    bench.fake.script_get(ScriptedResponse.html(503), throttled())
     jobs = await bench.service()
 
     job = await run_one(bench, jobs)

@@ -28,27 +28,28 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import io
 import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from PIL import Image as PillowImage
 
-# Imagen 4's output sizes per aspect ratio at 1K (Google's model card; §1.4 lists the ratios).
-IMAGEN_PIXELS = {
-    "1:1": (1024, 1024),
-    "9:16": (768, 1408),
-    "16:9": (1408, 768),
-    "3:4": (896, 1280),
-    "4:3": (1280, 896),
-}
+from tests.fakes.loopback import (
+    IMAGEN_PIXELS,
+    LoopbackServer,
+    RecordedRequest,
+    ScriptedResponse,
+    canned,
+    drop,
+    record,
+    render_image,
+)
+
 MODELS = ("google/imagen-4-fast", "google/imagen-4", "google/imagen-4-ultra")
 BODY_KEYS = {"input", "webhook", "webhook_events_filter", "stream", "webhook_completed"}
 INPUT_ENUMS = {
@@ -73,51 +74,23 @@ THROTTLED = {"detail": "Request was throttled. Your rate limit resets in ~30s."}
 SAFETY_ERROR = (
     "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
 )
-BAD_GATEWAY_PAGE = (
-    "<html><head><title>502 Bad Gateway</title></head>"
-    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudflare</center></body></html>"
-)
 # A host:port nothing listens on, for the proxy's urls.* (clients must not follow them).
 UNSERVED_HOST = "http://127.0.0.1:1"
 
 OutputStyle = Literal["string", "list", "data_uri"]
 
 
-@dataclass(frozen=True)
-class ScriptedResponse:
-    """One canned answer, used instead of normal behaviour for the next matching request."""
+def throttled(retry_after: float | None = None) -> ScriptedResponse:
+    """Replicate's 429 (providers.md §1.7), with a Retry-After header when given."""
+    return ScriptedResponse.json(
+        429, THROTTLED, content_type="application/problem+json", retry_after=retry_after
+    )
 
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drops_connection: bool = False
-    # For a create: create the prediction, then answer late or not at all.
-    then_handle: bool = False
 
-    @classmethod
-    def throttled(cls, retry_after: float | None = None) -> ScriptedResponse:
-        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
-        return cls(429, json.dumps(THROTTLED).encode(), "application/problem+json", headers)
-
-    @classmethod
-    def html(cls, status: int = 502) -> ScriptedResponse:
-        return cls(status, BAD_GATEWAY_PAGE.encode(), "text/html")
-
-    @classmethod
-    def problem(cls, status: int, detail: str) -> ScriptedResponse:
-        body = json.dumps({"detail": detail, "status": status}).encode()
-        return cls(status, body, "application/problem+json")
-
-    @classmethod
-    def slow(cls, seconds: float) -> ScriptedResponse:
-        return cls(delay=seconds, then_handle=True)
-
-    @classmethod
-    def disconnect(cls) -> ScriptedResponse:
-        """The connection drops before any answer (for a create: after creating it)."""
-        return cls(drops_connection=True, then_handle=True)
+def problem(status: int, detail: str) -> ScriptedResponse:
+    return ScriptedResponse.json(
+        status, {"detail": detail, "status": status}, content_type="application/problem+json"
+    )
 
 
 @dataclass
@@ -179,17 +152,6 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
 class WebhookDelivery:
     prediction_id: str
     url: str
@@ -235,9 +197,8 @@ class FakeReplicate:
         self._webhook_tasks: set[asyncio.Task[None]] = set()
         self._changed: dict[str, asyncio.Event] = {}
         self._delivered = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
+        self._server = LoopbackServer()
         self._session: aiohttp.ClientSession | None = None
-        self._port = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -249,13 +210,7 @@ class FakeReplicate:
         app.router.add_post(prefix + "/predictions/{id}/cancel", self._cancel)
         app.router.add_get(prefix + "/webhooks/default/secret", self._secret)
         app.router.add_get("/delivery/{id}/{filename}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self._port = server.sockets[0].getsockname()[1]
+        await self._server.start(app)
         self._session = aiohttp.ClientSession()
 
     async def close(self) -> None:
@@ -264,8 +219,7 @@ class FakeReplicate:
         await asyncio.gather(*self._webhook_tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.close()
 
     async def __aenter__(self) -> FakeReplicate:
         await self.start()
@@ -276,7 +230,7 @@ class FakeReplicate:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return self._server.origin
 
     @property
     def base_url(self) -> str:
@@ -315,11 +269,7 @@ class FakeReplicate:
     # ------------------------------------------------------------------ handlers
 
     async def _recorded(self, request: web.Request) -> bytes:
-        body = await request.read()
-        self.requests.append(
-            RecordedRequest(request.method, request.path_qs, dict(request.headers), body)
-        )
-        return body
+        return await record(request, self.requests)
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -330,7 +280,7 @@ class FakeReplicate:
             return _problem(401, UNAUTHENTICATED)
         scripted = self._create_script.pop(0) if self._create_script else None
         if scripted is not None and not scripted.then_handle:
-            return await _canned(scripted, request)
+            return await canned(scripted, request)
         model = f"{request.match_info['owner']}/{request.match_info['name']}"
         if model not in MODELS:
             return _problem(404, {"detail": "The requested resource could not be found."})
@@ -347,7 +297,7 @@ class FakeReplicate:
             # Created, but the answer is late or never arrives: the double-charge trap.
             await asyncio.sleep(scripted.delay)
             if scripted.drops_connection:
-                return _drop(request)
+                return drop(request)
         status = 201
         headers = {"ratelimit-remaining": "599", "ratelimit-reset": "1"}
         wait = _preferred_wait(request.headers.get("Prefer"))
@@ -365,7 +315,7 @@ class FakeReplicate:
         if not self._authorized(request):
             return _problem(401, UNAUTHENTICATED)
         if self._get_script:
-            return await _canned(self._get_script.pop(0), request)
+            return await canned(self._get_script.pop(0), request)
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return _problem(404, {"detail": "Not found.", "status": 404})
@@ -393,7 +343,7 @@ class FakeReplicate:
     async def _file(self, request: web.Request) -> web.StreamResponse:
         await self._recorded(request)
         if self._delivery_script:
-            return await _canned(self._delivery_script.pop(0), request)
+            return await canned(self._delivery_script.pop(0), request)
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None or self._removed(prediction):
             return web.Response(status=404, text="Not Found")
@@ -550,22 +500,6 @@ def _problem(status: int, payload: object) -> web.Response:
     return response
 
 
-async def _canned(scripted: ScriptedResponse, request: web.Request) -> web.StreamResponse:
-    await asyncio.sleep(scripted.delay)
-    if scripted.drops_connection:
-        return _drop(request)
-    response = web.Response(status=scripted.status, body=scripted.body, headers=scripted.headers)
-    response.content_type = scripted.content_type
-    return response
-
-
-def _drop(request: web.Request) -> web.StreamResponse:
-    """Close the connection without answering, as a crashed proxy does."""
-    assert request.transport is not None
-    request.transport.close()
-    return web.Response(status=500)
-
-
 def _validation_problem(payload: object) -> str | None:
     if not isinstance(payload, dict):
         return "body must be a JSON object"
@@ -612,13 +546,8 @@ def _iso(moment: float) -> str:
 
 
 def _image_bytes(prediction: Prediction) -> tuple[bytes, str]:
-    """A real image at Imagen's size, its colour derived from the prompt."""
-    width, height = IMAGEN_PIXELS[prediction.input.get("aspect_ratio", "1:1")]
-    digest = hashlib.sha256(prediction.input["prompt"].encode()).digest()
-    picture = PillowImage.new("RGB", (width, height), tuple(digest[:3]))
-    buffer = io.BytesIO()
-    if prediction.input.get("output_format") == "png":
-        picture.save(buffer, format="PNG")
-        return buffer.getvalue(), "image/png"
-    picture.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue(), "image/jpeg"
+    return render_image(
+        prediction.input["prompt"],
+        prediction.input.get("aspect_ratio", "1:1"),
+        png=prediction.input.get("output_format") == "png",
+    )

@@ -24,7 +24,7 @@ from bot.core.providers.base import ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from tests.factories import a_replicate_provider, a_request
-from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse
+from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse, problem, throttled
 
 CALLBACK = "https://bot.example.com/callbacks/replicate?job=1&token=t"
 
@@ -146,7 +146,7 @@ async def test_bad_token_is_an_auth_error_with_replicates_detail(
 async def test_validation_error_is_a_rejection_and_creates_nothing(
     fake_replicate: FakeReplicate, http: HttpClient
 ) -> None:
-    fake_replicate.script_create(ScriptedResponse.problem(422, "input.prompt: Required"))
+    fake_replicate.script_create(problem(422, "input.prompt: Required"))
     provider = a_replicate_provider(fake_replicate, http)
 
     with pytest.raises(ProviderRejected) as raised:
@@ -168,7 +168,7 @@ async def test_unknown_model_is_a_rejection(
 async def test_throttling_carries_retry_after(
     fake_replicate: FakeReplicate, http: HttpClient
 ) -> None:
-    fake_replicate.script_create(ScriptedResponse.throttled(retry_after=7))
+    fake_replicate.script_create(throttled(retry_after=7))
     provider = a_replicate_provider(fake_replicate, http)
 
     with pytest.raises(ProviderRateLimited) as raised:

@@ -1,0 +1,134 @@
+"""What every fake provider shares: a loopback server, scripted answers, Imagen-sized images."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from PIL import Image as PillowImage
+
+# Imagen 4's output sizes per aspect ratio at 1K (providers.md §4.2, Vertex's model page).
+IMAGEN_PIXELS = {
+    "1:1": (1024, 1024),
+    "9:16": (768, 1408),
+    "16:9": (1408, 768),
+    "3:4": (896, 1280),
+    "4:3": (1280, 896),
+}
+BAD_GATEWAY_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudflare</center></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class ScriptedResponse:
+    """One canned answer, used instead of normal behaviour for the next matching request."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drops_connection: bool = False
+    # For a create: create the job, then answer late or not at all.
+    then_handle: bool = False
+
+    @classmethod
+    def json(
+        cls,
+        status: int,
+        payload: object,
+        *,
+        content_type: str = "application/json",
+        retry_after: float | None = None,
+    ) -> ScriptedResponse:
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        return cls(status, json.dumps(payload).encode(), content_type, headers)
+
+    @classmethod
+    def html(cls, status: int = 502) -> ScriptedResponse:
+        return cls(status, BAD_GATEWAY_PAGE.encode(), "text/html")
+
+    @classmethod
+    def slow(cls, seconds: float) -> ScriptedResponse:
+        return cls(delay=seconds, then_handle=True)
+
+    @classmethod
+    def disconnect(cls) -> ScriptedResponse:
+        """The connection drops before any answer (for a create: after creating it)."""
+        return cls(drops_connection=True, then_handle=True)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def record(request: web.Request, into: list[RecordedRequest]) -> bytes:
+    body = await request.read()
+    into.append(RecordedRequest(request.method, request.path_qs, dict(request.headers), body))
+    return body
+
+
+async def canned(scripted: ScriptedResponse, request: web.Request) -> web.StreamResponse:
+    await asyncio.sleep(scripted.delay)
+    if scripted.drops_connection:
+        return drop(request)
+    response = web.Response(status=scripted.status, body=scripted.body, headers=scripted.headers)
+    response.content_type = scripted.content_type
+    return response
+
+
+def drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection without answering, as a crashed proxy does."""
+    assert request.transport is not None
+    request.transport.close()
+    return web.Response(status=500)
+
+
+def render_image(prompt: str, aspect_ratio: str, *, png: bool) -> tuple[bytes, str]:
+    """A real image at Imagen's size for the ratio, its colour derived from the prompt."""
+    width, height = IMAGEN_PIXELS[aspect_ratio]
+    digest = hashlib.sha256(prompt.encode()).digest()
+    picture = PillowImage.new("RGB", (width, height), tuple(digest[:3]))
+    buffer = io.BytesIO()
+    if png:
+        picture.save(buffer, format="PNG")
+        return buffer.getvalue(), "image/png"
+    picture.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue(), "image/jpeg"
+
+
+class LoopbackServer:
+    """An aiohttp app on 127.0.0.1 at a free port."""
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
