@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -11,12 +12,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.core.config import ConfigInvalid, Secrets, Settings, load_settings, read_secrets
+from bot.core.config import (
+    AimlProviderSettings,
+    ConfigInvalid,
+    ProviderSettings,
+    ReplicateProviderSettings,
+    Secrets,
+    Settings,
+    load_settings,
+    read_secrets,
+)
 from bot.core.domain import AspectRatio, GenerationRequest, OutputFormat, SafetyLevel, Tier
-from bot.core.errors import BotError
+from bot.core.errors import BotError, InvalidRequest
 from bot.core.images import ImageStore
 from bot.core.jobs import await_completion, poll_waits, validate_request
-from bot.core.providers.base import ProviderStatus
+from bot.core.providers.base import ImageProvider, ProviderStatus
 from bot.runner import provider_clients, run
 
 
@@ -30,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", parents=[common], help="run the bot")
-    commands.add_parser("check-config", parents=[common], help="validate settings and environment")
+    check = commands.add_parser(
+        "check-config", parents=[common], help="validate settings, environment and API keys"
+    )
+    check.add_argument(
+        "--offline", action="store_true", help="do not contact the providers to check keys"
+    )
     generate = commands.add_parser(
         "generate", parents=[common], help="generate one image without Discord"
     )
@@ -48,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--output-format", choices=[f.value for f in OutputFormat], default=OutputFormat.JPG.value
     )
+    generate.add_argument("--negative-prompt", help="what the image should not show")
+    generate.add_argument("--seed", type=int, help="a number that makes the result repeatable")
+    generate.add_argument("--count", type=int, default=1, help="how many images (1-4)")
     generate.add_argument("--provider", help="provider name (default: the tier's first)")
     return parser
 
@@ -64,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc.problems)
     secrets, problems = read_secrets(settings, require_discord=arguments.command != "generate")
     if arguments.command == "check-config":
-        return _report(problems) if problems else _summarise(settings)
+        if problems:
+            return _report(problems)
+        _summarise(settings)
+        return 0 if arguments.offline else asyncio.run(check_keys(settings, secrets))
     if problems:
         return _report(problems)
     if arguments.command == "run":
@@ -76,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         aspect_ratio=AspectRatio(arguments.aspect_ratio),
         safety=SafetyLevel(arguments.safety),
         output_format=OutputFormat(arguments.output_format),
+        negative_prompt=arguments.negative_prompt,
+        seed=arguments.seed,
+        image_count=arguments.count,
     )
     provider = arguments.provider or settings.tiers[request.tier].providers[0]
     if provider not in settings.providers:
@@ -99,23 +123,60 @@ async def generate(
     provider_name: str,
     out: Path,
 ) -> list[Path]:
-    """One generation straight through a provider, polling (no callbacks without a listener)."""
+    """Generations straight through one provider, polling (no callbacks without a listener):
+    one request for all images where the provider returns that many, else one per image."""
     request = validate_request(request, max_prompt_length=settings.discord.max_prompt_length)
     async with provider_clients(settings, secrets) as providers:
         provider = providers[provider_name]
-        snapshot = await provider.start(request, callback_url=None)
-        if snapshot.status is ProviderStatus.PENDING:
-            snapshot = await await_completion(
-                provider,
-                snapshot.id,
-                deadline=time.time() + settings.tiers[request.tier].deadline_seconds,
-                waits=poll_waits(settings.jobs),
-                wake=asyncio.Event(),
+        capabilities = provider.capabilities(request.tier)
+        if not capabilities.accepts_prompt(request.prompt):
+            raise InvalidRequest(
+                f"{provider_name} takes prompts of at most {capabilities.max_prompt_length} "
+                "characters."
             )
-        if snapshot.failure is not None:
-            raise snapshot.failure
-        images = await provider.download(snapshot)
+        for option in capabilities.unmet(request):
+            print(f"note: {provider_name} cannot set the {option.value}", file=sys.stderr)
+        per_request = min(request.image_count, capabilities.max_images)
+        paths: list[Path] = []
+        for _ in range(0, request.image_count, per_request):
+            paths += await _generate_once(
+                settings, provider, dataclasses.replace(request, image_count=per_request), out
+            )
+    return paths
+
+
+async def _generate_once(
+    settings: Settings, provider: ImageProvider, request: GenerationRequest, out: Path
+) -> list[Path]:
+    snapshot = await provider.start(request, callback_url=None)
+    if snapshot.status is ProviderStatus.PENDING:
+        snapshot = await await_completion(
+            provider,
+            snapshot.id,
+            deadline=time.time() + settings.tiers[request.tier].deadline_seconds,
+            waits=poll_waits(settings.jobs),
+            wake=asyncio.Event(),
+        )
+    if snapshot.failure is not None:
+        raise snapshot.failure
+    if snapshot.prompt_used and snapshot.prompt_used != request.prompt:
+        print(f"note: the provider used the prompt {snapshot.prompt_used!r}", file=sys.stderr)
+    images = await provider.download(snapshot)
     return await ImageStore(out).save(snapshot.id, images)
+
+
+async def check_keys(settings: Settings, secrets: Secrets) -> int:
+    """One cheap authenticated call per provider that creates nothing; 1 if any key fails."""
+    failures = 0
+    async with provider_clients(settings, secrets) as providers:
+        for name, provider in providers.items():
+            try:
+                outcome = await provider.check_key()
+            except BotError as exc:
+                failures += 1
+                outcome = f"FAILED: {exc.detail or exc.user_message}"
+            print(f"  key {name}: {outcome}")
+    return 1 if failures else 0
 
 
 def _report(problems: Sequence[str]) -> int:
@@ -125,15 +186,21 @@ def _report(problems: Sequence[str]) -> int:
     return 1
 
 
-def _summarise(settings: Settings) -> int:
+def _summarise(settings: Settings) -> None:
     callbacks = settings.webhook.public_url or "off (polling)"
     print("configuration OK")
     print(f"  database: {settings.database.path}")
     print(f"  images:   {settings.images.dir}")
     print(f"  callbacks: {callbacks}")
     for name, provider in settings.providers.items():
-        mode = "signed webhooks" if provider.verifies_signatures else "URL-token webhooks"
-        print(f"  provider {name}: {provider.type} at {provider.base_url} ({mode})")
+        print(f"  provider {name}: {provider.type} at {provider.base_url} ({_callbacks(provider)})")
     for tier, tier_settings in settings.tiers.items():
         print(f"  tier {tier.value}: {', '.join(tier_settings.providers)}")
-    return 0
+
+
+def _callbacks(provider: ProviderSettings) -> str:
+    if isinstance(provider, AimlProviderSettings):
+        return "synchronous, no callbacks"
+    if isinstance(provider, ReplicateProviderSettings) and provider.verifies_signatures:
+        return "signed webhooks"
+    return "URL-token callbacks"

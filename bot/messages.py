@@ -4,11 +4,12 @@ message is sent with explicit allowed_mentions, so a prompt can never ping anyon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import discord
 
-from bot.core.domain import Job, Tier
+from bot.core.domain import Job, Option, Tier
+from bot.core.jobs import Submission
 
 TIER_LABELS = {Tier.FAST: "Fast", Tier.STANDARD: "Standard", Tier.ULTRA: "Ultra"}
 COLOUR_OK = discord.Colour.green()
@@ -35,14 +36,31 @@ def quote_prompt(prompt: str) -> str:
 
 def _settings_line(job: Job) -> str:
     request = job.request
-    return (
+    line = (
         f"Imagen 4 {TIER_LABELS[request.tier]} · {request.aspect_ratio.value} · "
         f"{request.output_format.value.upper()} · {request.safety.value.replace('_', ' ')}"
     )
+    if request.seed is not None:
+        line += f" · seed {request.seed}"
+    if job.batch_size > 1:
+        line += f" · image {job.batch_index} of {job.batch_size}"
+    return line
 
 
-def queued_embed(job: Job, position: int | None) -> discord.Embed:
-    """The member's private status message; position None means the job has started."""
+def not_applied_text(options: Collection[Option]) -> str:
+    """Say plainly which chosen options the image service could not honour (issue 4)."""
+    names = ", ".join(sorted(option.value for option in options))
+    return f"The image service for this job cannot set the {names}, so it was not applied."
+
+
+def queued_embed(
+    job: Job, position: int | None, *, submission: Submission | None = None
+) -> discord.Embed:
+    """The member's private status message; position None means the job has started.
+
+    ``submission`` is given for the first reply, which also covers the request's other jobs
+    and the options the likely provider will not apply.
+    """
     if position is None:
         title, where = "Generating", "Your image is being generated now."
     elif position <= 1:
@@ -57,6 +75,18 @@ def queued_embed(job: Job, position: int | None) -> discord.Embed:
         ),
         colour=COLOUR_WAIT,
     )
+    if job.request.negative_prompt:
+        embed.add_field(
+            name="Not in the image", value=quote_prompt(job.request.negative_prompt)[:1024]
+        )
+    if submission is not None and len(submission.jobs) > 1:
+        embed.add_field(
+            name="Images",
+            value=f"{len(submission.jobs)} images, each posted when it is ready.",
+            inline=False,
+        )
+    if submission is not None and submission.not_applied:
+        embed.add_field(name="Note", value=not_applied_text(submission.not_applied), inline=False)
     embed.set_footer(text=f"Job #{job.id} · {_credits(job.credits)} · {_settings_line(job)}")
     return embed
 
@@ -72,6 +102,20 @@ def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str])
     seconds = job.generation_seconds
     if seconds is not None:
         embed.add_field(name="Took", value=f"{seconds:.1f} s")
+    if job.request.negative_prompt:
+        embed.add_field(
+            name="Not in the image",
+            value=quote_prompt(job.request.negative_prompt)[:1024],
+            inline=False,
+        )
+    if job.effective_prompt and job.effective_prompt != job.request.prompt:
+        embed.add_field(
+            name="Prompt as the service rewrote it",
+            value=quote_prompt(job.effective_prompt)[:1024],
+            inline=False,
+        )
+    if job.not_applied:
+        embed.add_field(name="Note", value=not_applied_text(job.not_applied), inline=False)
     if image_filename is not None:
         embed.set_image(url=f"attachment://{image_filename}")
     if oversized:

@@ -14,15 +14,24 @@ import aiohttp
 from aiohttp import web
 
 from bot.client import ImagineBot
-from bot.core.config import Secrets, Settings
+from bot.core.config import (
+    AimlProviderSettings,
+    ApikleyProviderSettings,
+    ProviderSettings,
+    Secrets,
+    Settings,
+)
 from bot.core.delivery import DeliveryService
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService
 from bot.core.listener import create_listener_app
+from bot.core.providers.aimlapi import AimlProvider
+from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.base import ImageProvider
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from bot.core.quotas import QuotaService
+from bot.core.routing import router_for
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
@@ -35,18 +44,35 @@ from cogs.quota import QuotaCog
 log = logging.getLogger(__name__)
 
 
+def build_provider(
+    name: str, settings: ProviderSettings, secrets: Secrets, http: HttpClient
+) -> ImageProvider:
+    api_key = secrets.provider_api_keys[name]
+    if isinstance(settings, AimlProviderSettings):
+        return AimlProvider(name, settings, api_key=api_key, http=http)
+    if isinstance(settings, ApikleyProviderSettings):
+        return ApikleyProvider(
+            name,
+            settings,
+            api_key=api_key,
+            webhook_key=secrets.webhook_secrets.get(name),
+            http=http,
+        )
+    return ReplicateProvider(
+        name,
+        settings,
+        api_key=api_key,
+        webhook_secret=secrets.webhook_secrets.get(name),
+        http=http,
+    )
+
+
 def build_providers(
     settings: Settings, secrets: Secrets, http: HttpClient
 ) -> dict[str, ImageProvider]:
     """One client per configured provider that has its API key."""
     return {
-        name: ReplicateProvider(
-            name,
-            provider_settings,
-            api_key=secrets.provider_api_keys[name],
-            webhook_secret=secrets.webhook_secrets.get(name),
-            http=http,
-        )
+        name: build_provider(name, provider_settings, secrets, http)
         for name, provider_settings in settings.providers.items()
         if name in secrets.provider_api_keys
     }
@@ -94,6 +120,7 @@ async def assemble(
             queue=settings.queue,
             clock=clock,
         )
+        router = router_for(settings, providers, clock=clock)
         images = ImageStore(settings.images.dir)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
@@ -103,6 +130,7 @@ async def assemble(
             repository=repository,
             quotas=quotas,
             providers=providers,
+            router=router,
             tiers=settings.tiers,
             images=images,
             delivery=delivery,
@@ -112,7 +140,12 @@ async def assemble(
             public_url=str(public_url) if public_url else None,
             clock=clock,
         )
-        for cog in (ImagineCog(jobs), QueueCog(bot, jobs), QuotaCog(quotas), AdminCog(quotas)):
+        for cog in (
+            ImagineCog(jobs),
+            QueueCog(bot, jobs),
+            QuotaCog(quotas),
+            AdminCog(quotas, router),
+        ):
             await bot.add_cog(cog)
         listener = web.AppRunner(
             create_listener_app(jobs, max_body_bytes=settings.webhook.max_body_bytes),

@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot.core.domain import Tier
 from bot.core.errors import InvalidRequest, NotAllowed
 from bot.core.quotas import MAX_CREDITS_SETTING, MAX_GRANT, GuildPolicy, QuotaService
+from bot.core.routing import RECENT_CALLS, HealthReport, HealthState, Router
 from bot.core.storage.quotas import AuditEntry, CreditLimit, UsageReport
 from bot.messages import NO_MENTIONS, TIER_LABELS
 
@@ -138,13 +139,36 @@ def audit_embed(entries: list[AuditEntry]) -> discord.Embed:
     return embed
 
 
+def providers_embed(reports: list[HealthReport]) -> discord.Embed:
+    embed = discord.Embed(title="Image services", colour=discord.Colour.blurple())
+    for report in reports:
+        lines = [report.state.value.capitalize()]
+        if report.state is not HealthState.HEALTHY:
+            moment = datetime.fromtimestamp(report.available_at, UTC)
+            lines[0] += f", back {discord.utils.format_dt(moment, 'R')}"
+        if report.error_rate is None:
+            lines.append("No calls since the bot started.")
+        else:
+            lines.append(
+                f"Errors: {report.error_rate:.0%} of the last {report.recent_calls} calls"
+                f" (at most {RECENT_CALLS} are kept)"
+            )
+        if report.average_latency is not None:
+            lines.append(f"Average answer: {report.average_latency:.1f} s")
+        if report.last_error:
+            lines.append(f"Last error: {discord.utils.escape_markdown(report.last_error[:200])}")
+        embed.add_field(name=report.provider, value="\n".join(lines), inline=False)
+    return embed
+
+
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class AdminCog(commands.GroupCog, group_name="imagine-admin"):
     """Server settings for image credits and the queue."""
 
-    def __init__(self, quotas: QuotaService) -> None:
+    def __init__(self, quotas: QuotaService, router: Router) -> None:
         self._quotas = quotas
+        self._router = router
         super().__init__()
 
     async def _done(
@@ -330,4 +354,13 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         entries = await self._quotas.audit_trail(guild_id)
         await interaction.response.send_message(
             embed=audit_embed(entries), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+    @app_commands.command(name="providers", description="Health of the image services")
+    async def providers(self, interaction: discord.Interaction[discord.Client]) -> None:
+        _guild_and_actor(interaction)
+        await interaction.response.send_message(
+            embed=providers_embed(self._router.health()),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )

@@ -7,7 +7,16 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.core.domain import AspectRatio, GenerationRequest, OutputFormat, SafetyLevel, Tier
+from bot.core.domain import (
+    MAX_IMAGES,
+    MAX_SEED,
+    AspectRatio,
+    GenerationRequest,
+    Option,
+    OutputFormat,
+    SafetyLevel,
+    Tier,
+)
 from bot.core.jobs import JobService
 from bot.messages import NO_MENTIONS, queued_embed
 from cogs.common import member_of, target_of
@@ -53,7 +62,10 @@ class ImagineCog(commands.Cog):
         tier="Quality tier (default: Fast)",
         aspect_ratio="Shape of the image (default: 1:1 square)",
         safety="How strictly to filter (default: Balanced)",
-        output_format="File type (default: JPG)",
+        output_format="File type (default: JPG where the service offers a choice)",
+        negative_prompt="What the image should not show",
+        seed="A number that makes the result repeatable",
+        count="How many images (default: 1)",
     )
     @app_commands.choices(
         tier=TIER_CHOICES,
@@ -67,18 +79,33 @@ class ImagineCog(commands.Cog):
         prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX],
         tier: str = Tier.FAST.value,
         aspect_ratio: str = AspectRatio.SQUARE.value,
-        safety: str = SafetyLevel.BLOCK_MEDIUM_AND_ABOVE.value,
-        output_format: str = OutputFormat.JPG.value,
+        safety: str | None = None,
+        output_format: str | None = None,
+        negative_prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX] | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        count: app_commands.Range[int, 1, MAX_IMAGES] = 1,
     ) -> None:
+        # Options left out are None, so the request knows which ones the member chose.
+        chosen = {Option.SAFETY} if safety is not None else set()
+        if output_format is not None:
+            chosen.add(Option.OUTPUT_FORMAT)
         request = GenerationRequest(
             prompt=prompt,
             tier=Tier(tier),
             aspect_ratio=AspectRatio(aspect_ratio),
-            safety=SafetyLevel(safety),
-            output_format=OutputFormat(output_format),
+            safety=SafetyLevel(safety or SafetyLevel.BLOCK_MEDIUM_AND_ABOVE),
+            output_format=OutputFormat(output_format or OutputFormat.JPG),
+            negative_prompt=negative_prompt,
+            seed=seed,
+            image_count=count,
+            chosen=frozenset(chosen),
         )
-        job = await self._jobs.submit(request, target_of(interaction), member_of(interaction))
-        position = await self._jobs.queue_position(job.id)
+        submission = await self._jobs.submit(
+            request, target_of(interaction), member_of(interaction)
+        )
+        position = await self._jobs.queue_position(submission.jobs[0].id)
         await interaction.response.send_message(
-            embed=queued_embed(job, position), ephemeral=True, allowed_mentions=NO_MENTIONS
+            embed=queued_embed(submission.jobs[0], position, submission=submission),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )

@@ -79,12 +79,11 @@ async def stored_job(
     reservation: Reservation | None = None,
 ) -> Job:
     """A queued job stored without limits getting in the way."""
-    job = await repository.create(
+    [job] = await repository.create(
         request or a_request(),
         target or a_target(),
         callback_token=callback_token,
         now=now,
         reservation=reservation or a_reservation(),
     )
-    assert job is not None
     return job

@@ -13,6 +13,7 @@ from bot.core.images import ImageStore
 from bot.core.jobs import JobService
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
+from bot.core.routing import router_for
 from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
 
@@ -46,6 +47,7 @@ def job_service(
         repository=repository,
         quotas=quota_service(connection, settings, clock=clock),
         providers=providers,
+        router=router_for(settings, providers, clock=clock),
         tiers=settings.tiers,
         images=images,
         delivery=DeliveryService(publisher, images, repository, retry_delays=()),

@@ -43,7 +43,7 @@ def test_check_config_passes_and_never_prints_secrets(
 ) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", "discord-secret-value")
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
-    assert main(["check-config"]) == 0
+    assert main(["check-config", "--offline"]) == 0
     output = capsys.readouterr()
     assert "configuration OK" in output.out
     assert "secret_value" not in output.out + output.err
@@ -55,7 +55,7 @@ def test_example_config_is_valid(
     example = Path(__file__).resolve().parents[1] / "config.example.toml"
     monkeypatch.setenv("DISCORD_TOKEN", "t")
     monkeypatch.setenv("REPLICATE_API_TOKEN", "k")
-    assert main(["check-config", "--config", str(example)]) == 0
+    assert main(["check-config", "--offline", "--config", str(example)]) == 0
 
 
 def test_generate_with_an_unknown_provider_fails_clearly(

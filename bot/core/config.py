@@ -12,15 +12,17 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -70,13 +72,28 @@ class DiscordSettings(_Section):
     )
 
 
-class ReplicateProviderSettings(_Section):
+class _ProviderSection(_Section):
+    """What every provider has: where it is, which variable holds its key, its model ids."""
+
+    base_url: AnyHttpUrl
+    api_key_env: str
+    models: dict[Tier, str]
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    create_limit: int = Field(
+        default=0,
+        ge=0,
+        description="Creates allowed per create_window_seconds (0 = unlimited).",
+    )
+    create_window_seconds: float = Field(default=60.0, gt=0)
+
+
+class ReplicateProviderSettings(_ProviderSection):
     """Official Replicate or a Replicate-compatible proxy such as kkiai (providers.md §1)."""
 
     type: Literal["replicate"] = "replicate"
     base_url: AnyHttpUrl = AnyHttpUrl("https://api.replicate.com/v1")
     api_key_env: str = "REPLICATE_API_TOKEN"
-    webhook_secret_env: str = "REPLICATE_WEBHOOK_SECRET"
+    webhook_secret_env: str | None = "REPLICATE_WEBHOOK_SECRET"
     webhook_mode: Literal["signed", "token"] | None = Field(
         default=None,
         description=(
@@ -91,12 +108,14 @@ class ReplicateProviderSettings(_Section):
             Tier.ULTRA: "google/imagen-4-ultra",
         }
     )
-    request_timeout_seconds: float = Field(default=30.0, gt=0)
     cancel_after: str | None = Field(
         default="10m",
         pattern=r"^\d+[smh]$",
         description="Cancel-After header: a prediction not started by then is aborted unbilled.",
     )
+    # Replicate allows 600 creates a minute (providers.md §1.7).
+    create_limit: int = Field(default=600, ge=0)
+    create_window_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def is_official(self) -> bool:
@@ -108,7 +127,65 @@ class ReplicateProviderSettings(_Section):
         return mode == "signed"
 
 
-ProviderSettings = ReplicateProviderSettings
+class AimlProviderSettings(_ProviderSection):
+    """AIML API: one synchronous call returns the images (providers.md §2)."""
+
+    type: Literal["aimlapi"]
+    base_url: AnyHttpUrl = AnyHttpUrl("https://api.aimlapi.com/v1")
+    api_key_env: str = "AIMLAPI_API_KEY"
+    models: dict[Tier, str] = Field(
+        default_factory=lambda: {
+            Tier.FAST: "google/imagen-4.0-fast-generate-001",
+            Tier.STANDARD: "google/imagen-4.0-generate-001",
+            Tier.ULTRA: "google/imagen-4.0-ultra-generate-001",
+        }
+    )
+    # The answer carries the images, and Ultra takes tens of seconds (providers.md §2.4).
+    request_timeout_seconds: float = Field(default=180.0, gt=0)
+    enhance_prompt: bool = Field(
+        default=False,
+        description="AIML's LLM rewrite of the prompt (its own default is on); off keeps the "
+        "member's words.",
+    )
+    person_generation: Literal["dont_allow", "allow_adult"] = "allow_adult"
+
+
+class ApikleyProviderSettings(_ProviderSection):
+    """Apikley (a KIE.ai market API clone): task, callback and polling (providers.md §3)."""
+
+    type: Literal["apikley"]
+    base_url: AnyHttpUrl = AnyHttpUrl("https://api.apikley.ru")
+    api_key_env: str = "APIKLEY_API_KEY"
+    webhook_secret_env: str | None = Field(
+        default=None,
+        description="Variable holding a KIE-style webhook HMAC key, if the account signs "
+        "callbacks; without it only the per-job URL token and recordInfo are trusted.",
+    )
+    models: dict[Tier, str] = Field(
+        default_factory=lambda: {
+            Tier.FAST: "google/imagen4-fast",
+            Tier.STANDARD: "google/imagen4",
+            Tier.ULTRA: "google/imagen4-ultra",
+        }
+    )
+    # 20 new generation requests per 10 s per account; excess is refused (providers.md §3.5).
+    create_limit: int = Field(default=20, ge=0)
+    create_window_seconds: float = Field(default=10.0, gt=0)
+
+
+def _provider_type(value: object) -> str:
+    """A provider without ``type`` is Replicate-format, as before other types existed."""
+    if isinstance(value, dict):
+        return str(value.get("type", "replicate"))
+    return str(getattr(value, "type", "replicate"))
+
+
+ProviderSettings = Annotated[
+    Annotated[ReplicateProviderSettings, Tag("replicate")]
+    | Annotated[AimlProviderSettings, Tag("aimlapi")]
+    | Annotated[ApikleyProviderSettings, Tag("apikley")],
+    Discriminator(_provider_type),
+]
 
 
 # Credits per image follow Replicate's prices of $0.02 / $0.04 / $0.06 (providers.md §1.10).
@@ -148,6 +225,17 @@ class QueueSettings(_Section):
     max_queued_per_guild: int = Field(default=50, ge=1, le=100_000)
 
 
+class RoutingSettings(_Section):
+    """When a provider counts as down, and for how long the bot leaves it alone."""
+
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Failures in a row that open the circuit."
+    )
+    cooldown_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="How long an open circuit keeps a provider out."
+    )
+
+
 class JobSettings(_Section):
     poll_initial_seconds: float = Field(default=1.0, gt=0)
     poll_max_seconds: float = Field(default=5.0, gt=0)
@@ -158,6 +246,10 @@ class JobSettings(_Section):
     )
 
 
+def _official_replicate() -> dict[str, ProviderSettings]:
+    return {"replicate": ReplicateProviderSettings()}
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     images: ImageSettings = ImageSettings()
@@ -166,9 +258,8 @@ class Settings(_Section):
     jobs: JobSettings = JobSettings()
     quotas: QuotaSettings = QuotaSettings()
     queue: QueueSettings = QueueSettings()
-    providers: dict[str, ProviderSettings] = Field(
-        default_factory=lambda: {"replicate": ReplicateProviderSettings()}
-    )
+    routing: RoutingSettings = RoutingSettings()
+    providers: dict[str, ProviderSettings] = Field(default_factory=_official_replicate)
     tiers: dict[Tier, TierSettings]
 
     @model_validator(mode="before")
@@ -270,14 +361,14 @@ def read_secrets(
             )
         else:
             api_keys[name] = key
-        secret = lookup(provider.webhook_secret_env)
-        if secret is not None:
-            if not secret.get_secret_value().startswith("whsec_"):
-                problems.append(
-                    f"providers.{name}: {provider.webhook_secret_env} must start with whsec_"
-                )
-            else:
-                webhook_secrets[name] = secret
+        secret_env = getattr(provider, "webhook_secret_env", None)
+        secret = lookup(secret_env) if secret_env else None
+        if secret is None:
+            continue
+        if provider.type == "replicate" and not secret.get_secret_value().startswith("whsec_"):
+            problems.append(f"providers.{name}: {secret_env} must start with whsec_")
+        else:
+            webhook_secrets[name] = secret
     secrets = Secrets(
         discord_token=discord_token,
         provider_api_keys=api_keys,

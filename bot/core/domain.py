@@ -39,6 +39,21 @@ class OutputFormat(enum.StrEnum):
     PNG = "png"
 
 
+class Option(enum.StrEnum):
+    """The /imagine options a provider may be unable to honour (providers.md §5)."""
+
+    NEGATIVE_PROMPT = "negative prompt"
+    SEED = "seed"
+    SAFETY = "safety level"
+    OUTPUT_FORMAT = "output format"
+
+
+# Imagen returns at most four images per request on every API that takes a count (§5).
+MAX_IMAGES = 4
+# AIML takes a seed in 0 … 2^32 - 1 (providers.md §2.2); the others take any such number too.
+MAX_SEED = 2**32 - 1
+
+
 class JobState(enum.StrEnum):
     """Life of a job; the jobs table is the queue and the source of truth.
 
@@ -73,13 +88,29 @@ class Charge(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
-    """What a member asked for, already validated against the bot's limits."""
+    """What a member asked for, already validated against the bot's limits.
+
+    ``chosen`` names the options the member set on purpose (the others hold defaults): a
+    provider that cannot honour a chosen option must not be used silently.
+    """
 
     prompt: str
     tier: Tier = Tier.FAST
     aspect_ratio: AspectRatio = AspectRatio.SQUARE
     safety: SafetyLevel = SafetyLevel.BLOCK_MEDIUM_AND_ABOVE
     output_format: OutputFormat = OutputFormat.JPG
+    negative_prompt: str | None = None
+    seed: int | None = None
+    image_count: int = 1
+    chosen: frozenset[Option] = frozenset()
+
+    @property
+    def wanted(self) -> frozenset[Option]:
+        """The options this request needs honoured: those chosen, plus any given text."""
+        given = {Option.NEGATIVE_PROMPT} if self.negative_prompt else set()
+        if self.seed is not None:
+            given.add(Option.SEED)
+        return self.chosen | given
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +145,7 @@ class Reservation:
 
     Limits of None are unlimited. Usage counts jobs created since ``counted_since`` (a period
     start, or a later admin reset) whose credits were not released, minus credits granted in
-    the period.
+    the period. ``jobs`` jobs of ``credits`` each are taken together or not at all.
     """
 
     credits: int
@@ -127,6 +158,7 @@ class Reservation:
     month_start: float
     member_counted_since_day: float
     member_counted_since_month: float
+    jobs: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +183,16 @@ class Job:
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
+    # Which of a member's request's jobs this is: one request for N images becomes N jobs
+    # where the providers return one image per request.
+    batch_index: int = 1
+    batch_size: int = 1
+    # What was actually applied: the prompt the provider used (AIML may rewrite it) and the
+    # chosen options the provider could not honour.
+    effective_prompt: str | None = None
+    not_applied: frozenset[Option] = frozenset()
+    # Providers that may hold an unconfirmed create of this job: it is never sent there again.
+    maybe_created_at: tuple[str, ...] = ()
 
     @property
     def generation_seconds(self) -> float | None:

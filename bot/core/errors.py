@@ -52,9 +52,15 @@ class NotAllowed(BotError):
 
 
 class ProviderError(BotError):
-    """A provider call failed. Subclasses say whether trying again can help."""
+    """A provider call failed. Subclasses say whether another provider could do better.
+
+    ``provider_fault`` errors are about the provider (busy, down, misconfigured): they count
+    against its health and a create moves on to the tier's next provider. The others are
+    about the request (validation, safety): they would fail everywhere (issue 4).
+    """
 
     user_message = "The image service had a problem. Please try again in a few minutes."
+    provider_fault = True
 
 
 class ProviderAuthError(ProviderError):
@@ -64,10 +70,20 @@ class ProviderAuthError(ProviderError):
     )
 
 
+class ProviderOutOfCredits(ProviderAuthError):
+    """The bot's own account at the provider ran dry (AIML 403, Apikley 402): nothing made."""
+
+    user_message = (
+        "The bot's account at the image service is out of credits. A server admin needs to "
+        "top it up; you were not charged."
+    )
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request itself (HTTP 4xx validation); retrying cannot help."""
 
     user_message = "The image service refused this request."
+    provider_fault = False
 
 
 class ProviderRateLimited(ProviderError):
@@ -100,6 +116,7 @@ class GenerationFailed(ProviderError):
     """The provider accepted the job and then reported that it failed."""
 
     user_message = "The image service could not generate this image. Please try again."
+    provider_fault = False
 
 
 class SafetyBlocked(GenerationFailed):
@@ -111,6 +128,7 @@ class SafetyBlocked(GenerationFailed):
 
 class DeadlineExceeded(ProviderError):
     user_message = "The image took too long to generate and was canceled. Please try again."
+    provider_fault = False
 
 
 class ResultUnavailable(ProviderError):

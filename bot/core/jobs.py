@@ -8,16 +8,26 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from bot.core.config import JobSettings, QueueSettings, TierSettings
 from bot.core.delivery import DeliveryService
-from bot.core.domain import DiscordTarget, GenerationRequest, Job, JobState, Member, Tier
+from bot.core.domain import (
+    MAX_IMAGES,
+    MAX_SEED,
+    DiscordTarget,
+    GenerationRequest,
+    Job,
+    JobState,
+    Member,
+    Option,
+    Tier,
+)
 from bot.core.errors import (
     BotError,
     CallbackRejected,
@@ -32,6 +42,7 @@ from bot.core.errors import (
 from bot.core.images import Image, ImageStore
 from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
 from bot.core.quotas import QuotaService
+from bot.core.routing import Route, Router
 from bot.core.scheduling import ServiceHistory, Slot, fair_order, startable
 from bot.core.storage.jobs import JobRepository
 from bot.core.waiting import wait_until_set
@@ -49,6 +60,12 @@ UNCONFIRMED_CREATE = (
     "The image service did not confirm your request. To make sure you are never charged "
     "twice, the bot did not send it again. Please run /imagine again."
 )
+
+
+class UnconfirmedCreate(BotError):
+    """A create whose answer never came: the provider may have made the job."""
+
+
 INTERRUPTED_CREATE = (
     "The bot restarted while sending your request. To make sure you are never charged twice, "
     "it was not sent again. Please run /imagine again."
@@ -68,7 +85,17 @@ def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> G
             f"Your prompt is {len(prompt)} characters long; the limit is {max_prompt_length}. "
             "Please shorten it."
         )
-    return dataclasses.replace(request, prompt=prompt)
+    negative = (request.negative_prompt or "").strip() or None
+    if negative is not None and len(negative) > max_prompt_length:
+        raise InvalidRequest(
+            f"Your negative prompt is {len(negative)} characters long; the limit is "
+            f"{max_prompt_length}. Please shorten it."
+        )
+    if not 1 <= request.image_count <= MAX_IMAGES:
+        raise InvalidRequest(f"You can ask for 1 to {MAX_IMAGES} images at a time.")
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise InvalidRequest(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+    return dataclasses.replace(request, prompt=prompt, negative_prompt=negative)
 
 
 def poll_waits(settings: JobSettings, *, first_wait: float = 0.0) -> Iterator[float]:
@@ -116,6 +143,15 @@ async def await_completion(
         await wait_until_set(wake, min(next(waits), remaining))
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The jobs one /imagine became, and the chosen options its likely provider will not
+    apply (the member is told at once; the result says what really happened)."""
+
+    jobs: list[Job]
+    not_applied: frozenset[Option]
+
+
 class JobService:
     def __init__(
         self,
@@ -123,6 +159,7 @@ class JobService:
         repository: JobRepository,
         quotas: QuotaService,
         providers: Mapping[str, ImageProvider],
+        router: Router,
         tiers: Mapping[Tier, TierSettings],
         images: ImageStore,
         delivery: DeliveryService,
@@ -135,6 +172,7 @@ class JobService:
         self._jobs = repository
         self._quotas = quotas
         self._providers = providers
+        self._router = router
         self._tiers = tiers
         self._images = images
         self._delivery = delivery
@@ -157,26 +195,38 @@ class JobService:
 
     async def submit(
         self, request: GenerationRequest, target: DiscordTarget, member: Member
-    ) -> Job:
-        """Store a validated request as a queued job holding its credits, and wake the queue.
+    ) -> Submission:
+        """Store a validated request as queued jobs holding their credits, and wake the queue.
 
         Raises InvalidRequest (or a subclass naming the limit) and stores nothing when the
-        prompt, a queue limit or the member's credits say no.
+        prompt, a provider's limits, a queue limit or the member's credits say no.
         """
         request = validate_request(request, max_prompt_length=self._max_prompt_length)
-        reservation = await self._quotas.reservation(member, request.tier)
-        job = await self._jobs.create(
+        self._router.check(request)
+        images_per_job = self._router.images_per_job(request)
+        batch = request.image_count // images_per_job
+        request = dataclasses.replace(request, image_count=images_per_job)
+        reservation = await self._quotas.reservation(
+            member, request.tier, images_per_job=images_per_job, jobs=batch
+        )
+        jobs = await self._jobs.create(
             request,
             target,
             callback_token=secrets.token_urlsafe(32),
             now=self._clock(),
             reservation=reservation,
         )
-        if job is None:
+        if not jobs:
             raise await self._quotas.refusal(member, reservation)
-        log.info("job %s queued (tier %s, %d credits)", job.id, request.tier.value, job.credits)
+        log.info(
+            "jobs %s queued (tier %s, %d credits each)",
+            ",".join(str(job.id) for job in jobs),
+            request.tier.value,
+            reservation.credits,
+        )
         self._wake.set()
-        return job
+        routes = self._router.routes(request)
+        return Submission(jobs, routes[0].not_applied if routes else frozenset())
 
     async def queue_position(self, job_id: int) -> int | None:
         """1 for the next job to start; None once it has started."""
@@ -315,7 +365,7 @@ class JobService:
         task.add_done_callback(finished)
 
     def _slot(self, job: Job) -> Slot:
-        provider = job.provider or self._tiers[job.request.tier].providers[0]
+        provider = job.provider or self._router.preferred(job.request, exclude=job.maybe_created_at)
         return Slot(job.id, job.target.guild_id or 0, job.target.user_id, provider)
 
     def _deadline(self, job: Job) -> float:
@@ -343,51 +393,85 @@ class JobService:
                 await self._delivery.deliver(await self._load(job_id))
 
     async def _submit(self, job: Job) -> Job:
-        """Create the provider job, retrying only when the provider certainly created nothing."""
-        provider = self._providers[self._tiers[job.request.tier].providers[0]]
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            create = asyncio.ensure_future(self._create_once(provider, job))
+        """Create the provider job at the best provider that can take it, moving on to the
+        tier's next provider when one is busy or down.
+
+        A provider that may have created the job (a timeout, a 5xx after sending) is never
+        asked again, so the provider bills at most once there; the member's credits belong to
+        the job, so they are held once whichever provider makes the image.
+        """
+        last_error: BotError = ProviderUnavailable(detail="no provider available")
+        tries = CREATE_ATTEMPTS * len(self._tiers[job.request.tier].providers)
+        for _ in range(tries):
+            routes = self._router.routes(job.request, exclude=job.maybe_created_at)
+            if not routes:
+                ready_at = self._router.next_available_at(job.request, exclude=job.maybe_created_at)
+                wait = None if ready_at is None else ready_at - self._clock()
+                if wait is None or wait > MAX_RETRY_WAIT_SECONDS:
+                    return await self._fail(job, last_error)
+                await asyncio.sleep(wait)
+                continue
+            route = routes[0]
+            create = asyncio.ensure_future(self._create_once(route, job))
             self._creates.add(create)
             create.add_done_callback(self._creates.discard)
             try:
                 # Shielded: a shutdown must not cut a create between sending it and recording
                 # the answer; stop() waits for creates in flight.
                 created = await asyncio.shield(create)
-            except ProviderRateLimited as exc:
-                # A 429 means nothing was created, so sending again is safe (providers.md §1.8).
-                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
-                if attempt == CREATE_ATTEMPTS or wait > MAX_RETRY_WAIT_SECONDS:
+            except ProviderError as exc:
+                if not exc.provider_fault:
                     return await self._fail(job, exc)
-                await asyncio.sleep(wait)
-            except ProviderUnavailable as exc:  # only refused connections get here
-                if attempt == CREATE_ATTEMPTS:
-                    return await self._fail(job, exc)
-                await asyncio.sleep(2.0**attempt)
-            except BotError as exc:
-                return await self._fail(job, exc)
+                last_error = exc
+            except UnconfirmedCreate as exc:
+                last_error = exc
             else:
                 submitted = await self._load(job.id)
                 if created.status is ProviderStatus.PENDING:
                     return submitted
                 return await self._complete(submitted, created)
-        raise AssertionError("unreachable: the last attempt returns")
+            job = await self._load(job.id)
+        return await self._fail(job, last_error)
 
-    async def _create_once(self, provider: ImageProvider, job: Job) -> ProviderJob:
-        """One create inside the ``submitting`` window, recorded before and after sending."""
-        await self._jobs.mark_submitting(job.id, provider=provider.name, now=self._clock())
+    async def _create_once(self, route: Route, job: Job) -> ProviderJob:
+        """One create inside the ``submitting`` window, recorded before and after sending.
+
+        Raises the provider's error with the job queued again, or UnconfirmedCreate with the
+        provider added to the job's ``maybe_created_at``.
+        """
+        provider = route.provider
+        await self._jobs.mark_submitting(
+            job.id,
+            provider=provider.name,
+            output_format=route.request.output_format,
+            not_applied=route.not_applied,
+            now=self._clock(),
+        )
+        self._router.record_create(provider.name)
+        sent_at = self._clock()
         try:
             created = await provider.start(
-                job.request, callback_url=self._callback_url(provider.name, job)
+                route.request, callback_url=self._callback_url(provider.name, job)
             )
-        except ProviderRateLimited:
-            await self._jobs.mark_not_submitted(job.id, now=self._clock())
-            raise
-        except (ProviderUnavailable, ProviderTimeout) as exc:
-            if isinstance(exc, ProviderUnavailable) and not exc.request_was_sent:
-                await self._jobs.mark_not_submitted(job.id, now=self._clock())
+        except ProviderError as exc:
+            self._router.record_failure(provider.name, exc)
+            maybe_created = isinstance(exc, ProviderTimeout) or (
+                isinstance(exc, ProviderUnavailable) and exc.request_was_sent
+            )
+            if not maybe_created:
+                await self._jobs.mark_not_submitted(
+                    job.id, maybe_created_at=job.maybe_created_at, now=self._clock()
+                )
                 raise
-            # The provider may have created it: never send it again (providers.md §1.8).
-            raise BotError(UNCONFIRMED_CREATE, detail=exc.detail) from exc
+            # The provider may have created it: never send it there again (§1.8).
+            log.warning("job %s: %s may hold an unconfirmed create", job.id, provider.name)
+            await self._jobs.mark_not_submitted(
+                job.id,
+                maybe_created_at=(*job.maybe_created_at, provider.name),
+                now=self._clock(),
+            )
+            raise UnconfirmedCreate(UNCONFIRMED_CREATE, detail=exc.detail) from exc
+        self._router.record_success(provider.name, self._clock() - sent_at)
         await self._jobs.mark_submitted(
             job.id, provider=provider.name, provider_job_id=created.id, now=self._clock()
         )
@@ -426,7 +510,9 @@ class JobService:
         except ProviderError as exc:
             return await self._fail(job, exc)
         paths = await self._images.save(f"job-{job.id}", images)
-        await self._jobs.mark_succeeded(job.id, image_paths=paths, now=self._clock())
+        await self._jobs.mark_succeeded(
+            job.id, image_paths=paths, effective_prompt=snapshot.prompt_used, now=self._clock()
+        )
         log.info("job %s succeeded with %d image(s)", job.id, len(paths))
         return await self._load(job.id)
 
@@ -478,13 +564,7 @@ class JobService:
         provider = self._providers.get(provider_name)
         if provider is None:
             raise CallbackRejected(404, "unknown provider")
-        delivery_id = await provider.authenticate_callback(headers, body)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise CallbackRejected(400, "body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise CallbackRejected(400, "body is not a JSON object")
+        proof = await provider.authenticate_callback(headers, body)
         job = await self._jobs.get(job_id)
         if (
             job is None
@@ -492,13 +572,15 @@ class JobService:
             or not hmac.compare_digest(token.encode(), job.callback_token.encode())
         ):
             raise CallbackRejected(404, "unknown job")
-        reported_id = payload.get("id")
-        if job.provider_job_id is not None and reported_id != job.provider_job_id:
-            raise CallbackRejected(400, "callback is about another prediction")
+        if job.provider_job_id is not None and proof.provider_job_id != job.provider_job_id:
+            raise CallbackRejected(400, "callback is about another provider job")
         if job.state not in ACTIVE_STATES:
             return "late"
-        if delivery_id is not None and not await self._jobs.remember_delivery(
-            provider=provider_name, delivery_id=delivery_id, job_id=job.id, now=self._clock()
+        if proof.delivery_id is not None and not await self._jobs.remember_delivery(
+            provider=provider_name,
+            delivery_id=proof.delivery_id,
+            job_id=job.id,
+            now=self._clock(),
         ):
             return "duplicate"
         self._callbacks.setdefault(job.id, asyncio.Event()).set()

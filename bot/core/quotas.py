@@ -172,8 +172,10 @@ class QuotaService:
     async def policy(self, guild_id: int) -> GuildPolicy:
         return resolve_policy(await self._repository.policy(guild_id), self._quotas, self._queue)
 
-    async def reservation(self, member: Member, tier: Tier) -> Reservation:
-        """The limits a new job of this member must fit; raises if the tier is closed."""
+    async def reservation(
+        self, member: Member, tier: Tier, *, images_per_job: int = 1, jobs: int = 1
+    ) -> Reservation:
+        """The limits a member's new jobs must fit together; raises if the tier is closed."""
         policy = await self.policy(member.guild_id)
         check_tier_open(policy, member, tier)
         allowance = allowance_for(policy, member)
@@ -181,7 +183,8 @@ class QuotaService:
         day, month = day_start(now).timestamp(), month_start(now).timestamp()
         reset_at = await self._repository.member_reset_at(member.guild_id, member.user_id) or 0.0
         return Reservation(
-            credits=self.credits_for(tier),
+            credits=self.credits_for(tier) * images_per_job,
+            jobs=jobs,
             member_daily=allowance.daily,
             member_monthly=allowance.monthly,
             guild_monthly=policy.guild_monthly,
@@ -197,21 +200,22 @@ class QuotaService:
         """Why a reservation was refused, worded for the member."""
         queued = await self._jobs.queued_count(guild_id=member.guild_id, user_id=member.user_id)
         limit = reservation.max_queued_per_member
-        if limit is not None and queued >= limit:
+        if limit is not None and queued + reservation.jobs > limit:
             return QueueFull(
                 f"You already have {queued} images waiting (the limit is {limit}). Wait for "
                 "one to finish, or cancel one with /queue."
             )
         limit = reservation.max_queued_per_guild
         if limit is not None and (
-            await self._jobs.queued_count(guild_id=member.guild_id, user_id=None) >= limit
+            await self._jobs.queued_count(guild_id=member.guild_id, user_id=None) + reservation.jobs
+            > limit
         ):
             return QueueFull(
                 f"This server's queue is full ({limit} images waiting). Please try again in a "
                 "few minutes."
             )
         status = await self.status(member)
-        needed = reservation.credits
+        needed = reservation.credits * reservation.jobs
         for usage, what in ((status.day, "daily"), (status.month, "monthly")):
             if usage.remaining is not None and usage.remaining < needed:
                 return QuotaExceeded(

@@ -1,7 +1,8 @@
-"""Replicate webhook signatures (the Standard Webhooks scheme), verified on the raw body.
+"""Callback signatures: Replicate's (the Standard Webhooks scheme, over the raw body) and
+KIE's (over task id and timestamp only).
 
-A pure function over bytes, so the listener can call it before any parsing and tests can
-feed it the published test vector (providers.md §1.6).
+Pure functions, so they run before anything trusts a callback and tests can feed them the
+published vectors (providers.md §1.6, §3.4).
 """
 
 from __future__ import annotations
@@ -64,3 +65,38 @@ def verify_signature(
         if version == "v1" and hmac.compare_digest(signature.encode(), expected):
             return webhook_id
     raise CallbackRejected(401, "webhook signature does not match")
+
+
+TASK_SIGNATURE_HEADERS = ("X-Webhook-Timestamp", "X-Webhook-Signature")
+
+
+def sign_task(key: str, task_id: str, timestamp: int) -> str:
+    """KIE: base64 HMAC-SHA256 of ``"{taskId}.{timestamp}"`` with the key's UTF-8 bytes."""
+    message = f"{task_id}.{timestamp}".encode()
+    return base64.b64encode(hmac.new(key.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def verify_task_signature(
+    key: str,
+    task_id: str,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+) -> None:
+    """Raise CallbackRejected unless the KIE-style signature headers are genuine.
+
+    KIE gives no replay window; the same 300 s as Replicate's is assumed (providers.md §3.4).
+    """
+    missing = [name for name in TASK_SIGNATURE_HEADERS if not headers.get(name)]
+    if missing:
+        raise CallbackRejected(400, f"missing headers: {', '.join(missing)}")
+    try:
+        timestamp = int(headers["X-Webhook-Timestamp"])
+    except ValueError:
+        raise CallbackRejected(400, "X-Webhook-Timestamp is not an integer") from None
+    if abs(now - timestamp) > tolerance_seconds:
+        raise CallbackRejected(401, "webhook timestamp outside tolerance")
+    expected = sign_task(key, task_id, timestamp).encode()
+    if not hmac.compare_digest(headers["X-Webhook-Signature"].encode(), expected):
+        raise CallbackRejected(401, "webhook signature does not match")

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.core.config import Settings
-from bot.core.domain import Charge, Job, JobState, Member
+from bot.core.domain import Charge, Job, JobState, Member, Tier
 from bot.core.errors import (
     DeadlineExceeded,
     InvalidRequest,
@@ -126,7 +126,7 @@ async def bench(
 
 async def run_one(bench: Bench, jobs: JobService, **request: Any) -> Job:
     await jobs.start()
-    job = await jobs.submit(a_request(**request), a_target(), A_MEMBER)
+    job = (await jobs.submit(a_request(**request), a_target(), A_MEMBER)).jobs[0]
     return await bench.ended(job.id)
 
 
@@ -274,7 +274,7 @@ async def test_stop_lets_a_create_in_flight_record_its_prediction(bench: Bench) 
     bench.fake.script_create(ScriptedResponse.slow(0.3))
     jobs = await bench.service()
     await jobs.start()
-    job = await jobs.submit(a_request(), a_target(), A_MEMBER)
+    job = (await jobs.submit(a_request(), a_target(), A_MEMBER)).jobs[0]
     await bench.reaches(job.id, (JobState.SUBMITTING,))
 
     await jobs.stop()
@@ -365,7 +365,7 @@ async def test_restart_takes_queued_jobs_oldest_first(bench: Bench) -> None:
 
 async def submit_as(jobs: JobService, user_id: int, prompt: str) -> Job:
     member = Member(guild_id=GUILD_ID, user_id=user_id)
-    return await jobs.submit(a_request(prompt), a_target(user_id=user_id), member)
+    return (await jobs.submit(a_request(prompt), a_target(user_id=user_id), member)).jobs[0]
 
 
 async def test_members_take_turns_in_the_queue(bench: Bench) -> None:
@@ -387,7 +387,9 @@ async def test_a_job_waiting_past_its_deadline_fails_and_is_refunded(bench: Benc
         queue={"max_running_per_guild": 1}, tiers={"fast": {"deadline_seconds": 1.0}}
     )
     await jobs.start()
-    await submit_as(jobs, USER_ID, "first")
+    # The running job's own tier has the default deadline, so it holds the only slot.
+    member = Member(guild_id=GUILD_ID, user_id=USER_ID)
+    await jobs.submit(a_request("first", tier=Tier.STANDARD), a_target(), member)
     waiting = await submit_as(jobs, USER_ID, "second")
 
     ended = await bench.ended(waiting.id)
@@ -409,7 +411,7 @@ async def test_canceling_a_running_job_cancels_it_at_the_provider(bench: Bench) 
     bench.fake.processing_seconds = 60
     jobs = await bench.service()
     await jobs.start()
-    job = await jobs.submit(a_request(), a_target(), A_MEMBER)
+    job = (await jobs.submit(a_request(), a_target(), A_MEMBER)).jobs[0]
     submitted = await bench.reaches(job.id, (JobState.SUBMITTED,))
 
     canceled = await jobs.cancel(job.id, A_MEMBER)

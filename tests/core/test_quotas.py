@@ -14,6 +14,7 @@ from bot.core.domain import Charge, Member, Tier
 from bot.core.errors import InvalidRequest, QueueFull, QuotaExceeded, TierRestricted
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService
+from bot.core.providers.http import HttpClient
 from bot.core.quotas import (
     Allowance,
     GuildPolicy,
@@ -24,7 +25,15 @@ from bot.core.quotas import (
 )
 from bot.core.storage.quotas import CreditLimit
 from tests.conftest import table_snapshot
-from tests.factories import A_MEMBER, GUILD_ID, USER_ID, a_request, a_target
+from tests.factories import (
+    A_MEMBER,
+    GUILD_ID,
+    USER_ID,
+    a_replicate_provider,
+    a_request,
+    a_target,
+)
+from tests.fakes.fake_replicate import FakeReplicate
 from tests.fakes.recording_publisher import RecordingPublisher
 from tests.services import job_service, quota_service
 
@@ -118,12 +127,17 @@ def settings() -> Settings:
 
 @pytest.fixture
 def jobs(
-    connection: aiosqlite.Connection, settings: Settings, clock: Clock, tmp_path: Path
+    connection: aiosqlite.Connection,
+    settings: Settings,
+    clock: Clock,
+    tmp_path: Path,
+    fake_replicate: FakeReplicate,
+    http: HttpClient,
 ) -> JobService:
     """A job service that is never started: submitted jobs stay queued."""
     return job_service(
         connection,
-        providers={},
+        providers={"replicate": a_replicate_provider(fake_replicate, http)},
         publisher=RecordingPublisher(),
         images=ImageStore(tmp_path),
         settings=settings,
@@ -138,7 +152,7 @@ def quotas(connection: aiosqlite.Connection, settings: Settings, clock: Clock) -
 
 
 async def submit(jobs: JobService, who: Member = A_MEMBER, tier: Tier = Tier.FAST) -> int:
-    job = await jobs.submit(a_request(tier=tier), a_target(user_id=who.user_id), who)
+    job = (await jobs.submit(a_request(tier=tier), a_target(user_id=who.user_id), who)).jobs[0]
     return job.id
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.core.domain import GenerationRequest
+from bot.core.domain import GenerationRequest, Option, OutputFormat, Tier
 from bot.core.errors import ProviderError
 from bot.core.images import Image
 
@@ -20,16 +20,46 @@ class ProviderStatus(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ProviderJob:
-    """The provider's own view of one job, as last confirmed by the provider."""
+    """The provider's own view of one job, as last confirmed by the provider.
+
+    ``output_urls`` may hold ``data:`` URIs for images that came inline. ``prompt_used`` is
+    the prompt the provider says it generated from, when it says so (AIML rewrites prompts).
+    """
 
     id: str
     status: ProviderStatus
     output_urls: tuple[str, ...] = ()
     failure: ProviderError | None = None
+    prompt_used: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one provider can do for one tier (providers.md §5)."""
+
+    max_images: int
+    max_prompt_length: int | None
+    options: frozenset[Option]
+    output_formats: frozenset[OutputFormat]
+
+    def unmet(self, request: GenerationRequest) -> frozenset[Option]:
+        """The options the request needs that this provider would not apply."""
+        missing = request.wanted - self.options
+        if request.output_format not in self.output_formats:
+            missing |= request.wanted & {Option.OUTPUT_FORMAT}
+        else:
+            missing -= {Option.OUTPUT_FORMAT}
+        return missing
+
+    def accepts_prompt(self, prompt: str) -> bool:
+        return self.max_prompt_length is None or len(prompt) <= self.max_prompt_length
 
 
 class ImageProvider(Protocol):
     name: str
+
+    def capabilities(self, tier: Tier) -> Capabilities:
+        """What this provider honours for the tier; the router never asks it for more."""
 
     async def start(self, request: GenerationRequest, *, callback_url: str | None) -> ProviderJob:
         """Create the job. Raise ProviderRateLimited only when nothing was created."""
@@ -43,8 +73,23 @@ class ImageProvider(Protocol):
     async def download(self, job: ProviderJob) -> list[Image]:
         """Fetch the finished images; providers delete them soon after (providers.md §0.4)."""
 
-    async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        """Check a callback's transport-level proof; return its delivery id for de-duplication.
+    async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:
+        """Check a callback's transport-level proof and say which provider job it names.
 
-        Raise CallbackRejected when the request is not from the provider.
+        Raise CallbackRejected when the request is not from the provider or is malformed.
         """
+
+    async def check_key(self) -> str:
+        """One cheap authenticated call that creates nothing; say what it showed.
+
+        Raise ProviderAuthError when the key is refused, ProviderError when unreachable.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackProof:
+    """What an authenticated callback says: its provider job, and a delivery id to dedupe on
+    when the provider gives one (Replicate's ``webhook-id``)."""
+
+    provider_job_id: str | None
+    delivery_id: str | None = None

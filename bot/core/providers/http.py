@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import aiohttp
 
@@ -18,7 +21,9 @@ from bot.core.errors import (
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
+    ResultUnavailable,
 )
+from bot.core.images import Image, sniff_extension
 
 # An Imagen 4 image is 1-3 MB at 2K; 50 MiB is far beyond any genuine result.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -122,6 +127,25 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             raise ProviderUnavailable(detail=f"{method} {url} failed: {exc!r}") from exc
 
+    async def download_image(
+        self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float
+    ) -> Image:
+        """One finished image from a URL or an inline ``data:`` URI.
+
+        403/404/410 mean the provider already deleted it (files live an hour on Replicate,
+        about a day on Apikley: providers.md §0.4, §3.5), which no retry can change.
+        """
+        if url.startswith("data:"):
+            return decode_data_uri(url)
+        response = await self.request(
+            "GET", url, headers=headers, timeout=timeout, max_bytes=MAX_DOWNLOAD_BYTES
+        )
+        if response.status in (403, 404, 410):
+            raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
+        if not response.ok:
+            raise error_for(response)
+        return Image(response.body, sniff_extension(response.body))
+
     @staticmethod
     async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
         if response.content_length is not None and response.content_length > max_bytes:
@@ -134,3 +158,16 @@ class HttpClient:
                 raise ProviderUnavailable(detail=f"response larger than {max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def decode_data_uri(uri: str) -> Image:
+    header, _, data = uri.partition(",")
+    try:
+        raw = (
+            base64.b64decode(data, validate=True)
+            if header.endswith(";base64")
+            else unquote_to_bytes(data)
+        )
+    except binascii.Error as exc:
+        raise ResultUnavailable(detail="output data: URI is not valid base64") from exc
+    return Image(raw, sniff_extension(raw))

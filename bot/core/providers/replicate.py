@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from bot.core.config import ReplicateProviderSettings
-from bot.core.domain import GenerationRequest
+from bot.core.domain import GenerationRequest, Option, OutputFormat, Tier
 from bot.core.errors import (
     CallbackRejected,
     GenerationFailed,
@@ -21,14 +20,21 @@ from bot.core.errors import (
     ResultUnavailable,
     SafetyBlocked,
 )
-from bot.core.images import Image, sniff_extension
-from bot.core.providers.base import ProviderJob, ProviderStatus
-from bot.core.providers.http import MAX_DOWNLOAD_BYTES, HttpClient, error_for
+from bot.core.images import Image
+from bot.core.providers.base import CallbackProof, Capabilities, ProviderJob, ProviderStatus
+from bot.core.providers.http import HttpClient, error_for
 from bot.core.webhooks import signing_key, verify_signature
 
 # Replicate's error strings for Imagen safety blocks carry code E005 (providers.md §1.3).
 _SAFETY_MARKERS = ("flagged as sensitive", "(e005)", "safety", "nsfw")
 _FAILED_STATUSES = frozenset({"failed", "canceled", "aborted"})
+# One image per prediction; no seed or negative prompt in the schema (providers.md §1.4).
+CAPABILITIES = Capabilities(
+    max_images=1,
+    max_prompt_length=None,
+    options=frozenset({Option.SAFETY}),
+    output_formats=frozenset(OutputFormat),
+)
 
 
 class ReplicateProvider:
@@ -56,6 +62,9 @@ class ReplicateProvider:
         self._clock = clock
         self._base = str(settings.base_url).rstrip("/")
         self._key: bytes | None = None
+
+    def capabilities(self, tier: Tier) -> Capabilities:
+        return CAPABILITIES
 
     async def start(self, request: GenerationRequest, *, callback_url: str | None) -> ProviderJob:
         body: dict[str, Any] = {
@@ -110,12 +119,35 @@ class ReplicateProvider:
     async def download(self, job: ProviderJob) -> list[Image]:
         return [await self._download_one(url) for url in job.output_urls]
 
-    async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        if not self._settings.verifies_signatures:
-            # Proxies do not sign; the per-job URL token and a confirming GET stand in (§1.6).
-            return None
-        key = await self._signing_key()
-        return verify_signature(key, headers, body, now=self._clock())
+    async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:
+        delivery_id = None
+        if self._settings.verifies_signatures:
+            delivery_id = verify_signature(
+                await self._signing_key(), headers, body, now=self._clock()
+            )
+        # Proxies do not sign; the per-job URL token and a confirming GET stand in (§1.6).
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise CallbackRejected(400, "body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise CallbackRejected(400, "body is not a JSON object")
+        prediction_id = payload.get("id")
+        return CallbackProof(
+            prediction_id if isinstance(prediction_id, str) else None, delivery_id=delivery_id
+        )
+
+    async def check_key(self) -> str:
+        """GET of a prediction that cannot exist: 401 for a bad key, 404 for a good one."""
+        response = await self._http.request(
+            "GET",
+            f"{self._base}/predictions/imagine-bot-key-check",
+            headers=self._auth_headers(),
+            timeout=self._settings.request_timeout_seconds,
+        )
+        if response.status != 404 and not response.ok:
+            raise error_for(response)
+        return "key accepted"
 
     async def _signing_key(self) -> bytes:
         if self._key is None:
@@ -144,23 +176,14 @@ class ReplicateProvider:
         return SecretStr(key)
 
     async def _download_one(self, url: str) -> Image:
-        if url.startswith("data:"):
-            return _decode_data_uri(url)
         host = urlsplit(url).hostname or ""
         # Replicate's file host wants the token (providers.md §1.3); no other host gets it.
         is_replicate_host = host == "replicate.delivery" or host.endswith(".replicate.delivery")
-        response = await self._http.request(
-            "GET",
+        return await self._http.download_image(
             url,
             headers=self._auth_headers() if is_replicate_host else None,
             timeout=self._settings.request_timeout_seconds,
-            max_bytes=MAX_DOWNLOAD_BYTES,
         )
-        if response.status in (403, 404, 410):
-            raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
-        if not response.ok:
-            raise error_for(response)
-        return Image(response.body, sniff_extension(response.body))
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
@@ -211,16 +234,3 @@ def _failure(status: object, payload: Mapping[str, Any]) -> GenerationFailed:
     if any(marker in text.lower() for marker in _SAFETY_MARKERS):
         return SafetyBlocked(detail=text)
     return GenerationFailed(detail=text or "prediction failed")
-
-
-def _decode_data_uri(uri: str) -> Image:
-    header, _, data = uri.partition(",")
-    try:
-        raw = (
-            base64.b64decode(data, validate=True)
-            if header.endswith(";base64")
-            else unquote_to_bytes(data)
-        )
-    except binascii.Error as exc:
-        raise ResultUnavailable(detail="output data: URI is not valid base64") from exc
-    return Image(raw, sniff_extension(raw))

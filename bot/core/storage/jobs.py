@@ -18,6 +18,7 @@ from bot.core.domain import (
     GenerationRequest,
     Job,
     JobState,
+    Option,
     OutputFormat,
     Reservation,
     SafetyLevel,
@@ -39,6 +40,10 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
             aspect_ratio=AspectRatio(row["aspect_ratio"]),
             safety=SafetyLevel(row["safety"]),
             output_format=OutputFormat(row["output_format"]),
+            negative_prompt=row["negative_prompt"],
+            seed=row["seed"],
+            image_count=row["image_count"],
+            chosen=_options(row["chosen_options"]),
         ),
         target=DiscordTarget(
             guild_id=row["guild_id"],
@@ -63,7 +68,20 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         submitted_at=_to_datetime(row["submitted_at"]),
         finished_at=_to_datetime(row["finished_at"]),
         delivered_at=_to_datetime(row["delivered_at"]),
+        batch_index=row["batch_index"],
+        batch_size=row["batch_size"],
+        effective_prompt=row["effective_prompt"],
+        not_applied=_options(row["not_applied"]),
+        maybe_created_at=tuple(json.loads(row["maybe_created_at"])),
     )
+
+
+def _options(column: str) -> frozenset[Option]:
+    return frozenset(Option(value) for value in json.loads(column))
+
+
+def _options_column(options: Collection[Option]) -> str:
+    return json.dumps(sorted(option.value for option in options))
 
 
 # Credits used by a member (:user) or, with :user NULL, by the whole guild, since :since.
@@ -86,20 +104,21 @@ def _used(user: str, since: str) -> str:
     return _USED.replace(":user", user).replace(":since", since)
 
 
-# The reservation's conditions; NULL limits are unlimited. Parameters are Reservation's fields.
+# The reservation's conditions for :jobs new jobs of :credits each; NULL limits are
+# unlimited. Parameters are Reservation's fields.
 _WITHIN_LIMITS = f"""
     (:max_queued_per_member IS NULL
-        OR {_QUEUED} < :max_queued_per_member)
+        OR {_QUEUED} + :jobs <= :max_queued_per_member)
     AND (:max_queued_per_guild IS NULL
-        OR {_QUEUED.replace(":user", "NULL")} < :max_queued_per_guild)
+        OR {_QUEUED.replace(":user", "NULL")} + :jobs <= :max_queued_per_guild)
     AND (:member_daily IS NULL
-        OR {_used(":user", ":member_counted_since_day")} + :credits
+        OR {_used(":user", ":member_counted_since_day")} + :credits * :jobs
            <= :member_daily + {_GRANTED.format(since=":day_start")})
     AND (:member_monthly IS NULL
-        OR {_used(":user", ":member_counted_since_month")} + :credits
+        OR {_used(":user", ":member_counted_since_month")} + :credits * :jobs
            <= :member_monthly + {_GRANTED.format(since=":month_start")})
     AND (:guild_monthly IS NULL
-        OR {_used("NULL", ":month_start")} + :credits <= :guild_monthly)
+        OR {_used("NULL", ":month_start")} + :credits * :jobs <= :guild_monthly)
 """
 
 
@@ -128,25 +147,35 @@ class JobRepository:
         callback_token: str,
         now: float,
         reservation: Reservation,
-    ) -> Job | None:
-        """Store a queued job holding its credits, or nothing (None) if a limit says no.
+    ) -> list[Job]:
+        """Store ``reservation.jobs`` queued jobs holding their credits, or none if a limit
+        says no.
 
         One INSERT … SELECT … WHERE: SQLite runs each statement atomically, so checking the
         limits and taking the credits cannot be split by a concurrent request (issue 3: 100
-        simultaneous requests with 5 credits left yield exactly 5 jobs).
+        simultaneous requests with 5 credits left yield exactly 5 jobs), and a request for
+        several images gets all of its jobs or none.
         """
         cursor = await self._db.execute(
             f"""
             INSERT INTO jobs (state, prompt, tier, aspect_ratio, safety, output_format,
+                              negative_prompt, seed, image_count, chosen_options,
+                              batch_index, batch_size,
                               guild_id, channel_id, user_id, application_id, interaction_token,
                               interaction_expires_at, attachment_size_limit, callback_token,
                               created_at, updated_at, credits, charge)
+            -- The WITH goes after INSERT: sqlite3 reports no rowcount for a statement that
+            -- does not start with INSERT.
+            WITH RECURSIVE batch(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM batch WHERE n < :jobs)
             SELECT :queued, :prompt, :tier, :aspect_ratio, :safety, :output_format,
+                   :negative_prompt, :seed, :image_count, :chosen_options,
+                   n, :jobs,
                    :guild, :channel, :user, :application, :interaction_token,
-                   :interaction_expires_at, :attachment_size_limit, :callback_token,
+                   :interaction_expires_at, :attachment_size_limit, :callback_token || '.' || n,
                    :now, :now, :credits, :reserved
+            FROM batch
             WHERE {_WITHIN_LIMITS}
-            """,
+            """,  # noqa: S608 - _WITHIN_LIMITS is this module's own constant
             {
                 "queued": JobState.QUEUED.value,
                 "prompt": request.prompt,
@@ -154,6 +183,10 @@ class JobRepository:
                 "aspect_ratio": request.aspect_ratio.value,
                 "safety": request.safety.value,
                 "output_format": request.output_format.value,
+                "negative_prompt": request.negative_prompt,
+                "seed": request.seed,
+                "image_count": request.image_count,
+                "chosen_options": _options_column(request.chosen),
                 "guild": target.guild_id,
                 "channel": target.channel_id,
                 "user": target.user_id,
@@ -168,9 +201,15 @@ class JobRepository:
                 **dataclasses.asdict(reservation),
             },
         )
-        job_id = cursor.lastrowid if cursor.rowcount == 1 else None
+        created = cursor.rowcount
+        last_id = cursor.lastrowid
         await cursor.close()
-        return None if job_id is None else await self.get(job_id)
+        if created != reservation.jobs or last_id is None:
+            return []
+        first_id = last_id - created + 1
+        return await self._select(
+            "SELECT * FROM jobs WHERE id BETWEEN ? AND ? ORDER BY id", (first_id, last_id)
+        )
 
     async def usage(self, *, guild_id: int, user_id: int | None, since: float) -> int:
         """Credits reserved or committed since ``since`` by a member (or a whole guild)."""
@@ -217,8 +256,22 @@ class JobRepository:
             (guild_id, user_id, *(state.value for state in _IN_PROGRESS)),
         )
 
-    async def mark_submitting(self, job_id: int, *, provider: str, now: float) -> bool:
-        """Record that a create is about to be sent, before it is sent."""
+    async def mark_submitting(
+        self,
+        job_id: int,
+        *,
+        provider: str,
+        output_format: OutputFormat | None = None,
+        not_applied: Collection[Option] = (),
+        now: float,
+    ) -> bool:
+        """Record where a create is about to be sent, and what it will apply, before it is.
+
+        ``output_format`` replaces the requested one when the provider makes another.
+        """
+        changes: dict[str, Any] = {"not_applied": _options_column(not_applied)}
+        if output_format is not None:
+            changes["output_format"] = output_format.value
         return await self._transition(
             job_id,
             (JobState.QUEUED,),
@@ -226,11 +279,22 @@ class JobRepository:
             now,
             provider=provider,
             attempts=_INCREMENT,
+            **changes,
         )
 
-    async def mark_not_submitted(self, job_id: int, *, now: float) -> bool:
-        """The provider certainly created nothing (429, refused connection): queued again."""
-        return await self._transition(job_id, (JobState.SUBMITTING,), JobState.QUEUED, now)
+    async def mark_not_submitted(
+        self, job_id: int, *, maybe_created_at: Collection[str] = (), now: float
+    ) -> bool:
+        """Queued again: the provider created nothing (429, refused connection), or may have
+        (a timeout) and is now listed in ``maybe_created_at`` so it is never asked again."""
+        return await self._transition(
+            job_id,
+            (JobState.SUBMITTING,),
+            JobState.QUEUED,
+            now,
+            provider=None,
+            maybe_created_at=json.dumps(sorted(maybe_created_at)),
+        )
 
     async def mark_submitted(
         self, job_id: int, *, provider: str, provider_job_id: str, now: float
@@ -245,13 +309,21 @@ class JobRepository:
             submitted_at=now,
         )
 
-    async def mark_succeeded(self, job_id: int, *, image_paths: list[Path], now: float) -> bool:
+    async def mark_succeeded(
+        self,
+        job_id: int,
+        *,
+        image_paths: list[Path],
+        effective_prompt: str | None = None,
+        now: float,
+    ) -> bool:
         return await self._transition(
             job_id,
             (JobState.SUBMITTED,),
             JobState.SUCCEEDED,
             now,
             image_paths=json.dumps([str(p) for p in image_paths]),
+            effective_prompt=effective_prompt,
             finished_at=now,
         )
 

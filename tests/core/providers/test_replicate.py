@@ -20,7 +20,7 @@ from bot.core.errors import (
     ResultUnavailable,
     SafetyBlocked,
 )
-from bot.core.providers.base import ProviderJob, ProviderStatus
+from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from tests.factories import a_replicate_provider, a_request
@@ -330,7 +330,10 @@ async def test_signed_callback_is_verified_with_the_fetched_default_secret(
         fake_replicate.signature_headers("msg_2", now, body), body
     )
 
-    assert (first, second) == ("msg_1", "msg_2")
+    assert (first, second) == (
+        CallbackProof("p1", delivery_id="msg_1"),
+        CallbackProof("p1", delivery_id="msg_2"),
+    )
     assert len(fake_replicate.requests_to("GET", "/webhooks/default/secret")) == 1
 
 
@@ -367,5 +370,5 @@ async def test_proxy_callback_needs_no_signature_and_asks_nothing(
 ) -> None:
     provider = a_replicate_provider(fake_proxy, http)
 
-    assert await provider.authenticate_callback({}, b'{"id": "p1"}') is None
+    assert await provider.authenticate_callback({}, b'{"id": "p1"}') == CallbackProof("p1")
     assert fake_proxy.requests == []

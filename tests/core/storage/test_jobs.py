@@ -23,7 +23,7 @@ async def test_created_job_round_trips_every_field(repository: JobRepository) ->
     assert loaded.state is JobState.QUEUED
     assert loaded.request == request
     assert loaded.target == target
-    assert loaded.callback_token == "tok"
+    assert loaded.callback_token == "tok.1"  # one token per job of the request
     assert loaded.created_at.timestamp() == 100.0
 
 
@@ -80,14 +80,13 @@ async def test_queued_lists_only_queued_jobs_oldest_first(repository: JobReposit
 async def test_reservation_within_limits_stores_the_job_holding_its_credits(
     repository: JobRepository,
 ) -> None:
-    job = await repository.create(
+    [job] = await repository.create(
         a_request(),
         a_target(),
         callback_token="t",
         now=100.0,
         reservation=a_reservation(credits=3, member_daily=3),
     )
-    assert job is not None
     assert (job.credits, job.charge) == (3, Charge.RESERVED)
 
 
@@ -107,7 +106,7 @@ async def test_reservation_over_the_daily_limit_stores_nothing(
         reservation=a_reservation(credits=2, member_daily=3),
     )
 
-    assert refused is None
+    assert refused == []
     assert await table_snapshot(connection) == before
 
 
@@ -138,7 +137,7 @@ async def test_queue_limit_per_member_refuses_one_more(repository: JobRepository
         now=2.0,
         reservation=a_reservation(max_queued_per_member=1),
     )
-    assert refused is None
+    assert refused == []
 
 
 async def test_delivering_a_succeeded_job_commits_its_credits(repository: JobRepository) -> None:
