@@ -27,7 +27,8 @@ from bot.core.errors import BotError, InvalidRequest
 from bot.core.images import ImageStore
 from bot.core.jobs import await_completion, poll_waits, validate_request
 from bot.core.providers.base import ImageProvider, ProviderStatus
-from bot.runner import provider_clients, run
+from bot.core.providers.registry import provider_clients
+from bot.runner import run
 
 
 def _parser() -> argparse.ArgumentParser:

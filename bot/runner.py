@@ -7,29 +7,18 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from bot.client import ImagineBot
-from bot.core.config import (
-    AimlProviderSettings,
-    ApikleyProviderSettings,
-    ProviderSettings,
-    Secrets,
-    Settings,
-)
+from bot.core.config import Secrets, Settings
 from bot.core.delivery import DeliveryService
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService
 from bot.core.listener import create_listener_app
-from bot.core.providers.aimlapi import AimlProvider
-from bot.core.providers.apikley import ApikleyProvider
-from bot.core.providers.base import ImageProvider
-from bot.core.providers.http import HttpClient
-from bot.core.providers.replicate import ReplicateProvider
+from bot.core.providers.registry import provider_clients
 from bot.core.quotas import QuotaService
 from bot.core.routing import router_for
 from bot.core.storage.database import open_database
@@ -42,49 +31,6 @@ from cogs.queue import QueueCog
 from cogs.quota import QuotaCog
 
 log = logging.getLogger(__name__)
-
-
-def build_provider(
-    name: str, settings: ProviderSettings, secrets: Secrets, http: HttpClient
-) -> ImageProvider:
-    api_key = secrets.provider_api_keys[name]
-    if isinstance(settings, AimlProviderSettings):
-        return AimlProvider(name, settings, api_key=api_key, http=http)
-    if isinstance(settings, ApikleyProviderSettings):
-        return ApikleyProvider(
-            name,
-            settings,
-            api_key=api_key,
-            webhook_key=secrets.webhook_secrets.get(name),
-            http=http,
-        )
-    return ReplicateProvider(
-        name,
-        settings,
-        api_key=api_key,
-        webhook_secret=secrets.webhook_secrets.get(name),
-        http=http,
-    )
-
-
-def build_providers(
-    settings: Settings, secrets: Secrets, http: HttpClient
-) -> dict[str, ImageProvider]:
-    """One client per configured provider that has its API key."""
-    return {
-        name: build_provider(name, provider_settings, secrets, http)
-        for name, provider_settings in settings.providers.items()
-        if name in secrets.provider_api_keys
-    }
-
-
-@contextlib.asynccontextmanager
-async def provider_clients(
-    settings: Settings, secrets: Secrets
-) -> AsyncIterator[Mapping[str, ImageProvider]]:
-    """Providers sharing one HTTP session, closed on exit."""
-    async with aiohttp.ClientSession(headers={"User-Agent": "imagine-bot"}) as session:
-        yield build_providers(settings, secrets, HttpClient(session))
 
 
 @dataclass(frozen=True)

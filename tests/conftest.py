@@ -12,6 +12,8 @@ from bot.core.providers.http import HttpClient
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
 from tests.factories import a_request, a_reservation, a_target
+from tests.fakes.fake_aiml import FakeAiml
+from tests.fakes.fake_apikley import FakeApikley
 from tests.fakes.fake_replicate import FakeReplicate
 
 
@@ -60,6 +62,20 @@ async def fake_replicate() -> AsyncIterator[FakeReplicate]:
 async def fake_proxy() -> AsyncIterator[FakeReplicate]:
     """A kkiai-style proxy: no webhooks, urls.* on a host nobody serves."""
     async with FakeReplicate(mode="proxy") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_aiml() -> AsyncIterator[FakeAiml]:
+    """AIML API: synchronous generations, errors in its own JSON shape."""
+    async with FakeAiml(latency=0.01) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_apikley() -> AsyncIterator[FakeApikley]:
+    """Apikley: tasks walking waiting → generating → success, HTTP-200 error envelopes."""
+    async with FakeApikley(stage_seconds=0.01, processing_seconds=0.05) as fake:
         yield fake
 
 

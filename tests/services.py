@@ -13,7 +13,7 @@ from bot.core.images import ImageStore
 from bot.core.jobs import JobService
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
-from bot.core.routing import router_for
+from bot.core.routing import Router, router_for
 from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
 
@@ -39,6 +39,7 @@ def job_service(
     images: ImageStore,
     settings: Settings,
     public_url: str | None,
+    router: Router | None = None,
     clock: Callable[[], float] = time.time,
 ) -> JobService:
     """A job service with delivery retries off, so a failed post shows at once."""
@@ -47,7 +48,7 @@ def job_service(
         repository=repository,
         quotas=quota_service(connection, settings, clock=clock),
         providers=providers,
-        router=router_for(settings, providers, clock=clock),
+        router=router or router_for(settings, providers, clock=clock),
         tiers=settings.tiers,
         images=images,
         delivery=DeliveryService(publisher, images, repository, retry_delays=()),

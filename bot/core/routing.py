@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from bot.core.config import RoutingSettings, Settings, TierSettings
 from bot.core.domain import GenerationRequest, Option, Tier
 from bot.core.errors import InvalidRequest, ProviderError, ProviderRateLimited
-from bot.core.providers.base import ImageProvider
+from bot.core.providers.base import ImageProvider, utf16_length
 
 # Error rate and latency are shown over this many recent calls.
 RECENT_CALLS = 20
@@ -108,8 +108,9 @@ class Router:
         # None accepts it, so every one of them has a limit.
         longest = max(each.max_prompt_length or 0 for each in capabilities)
         raise InvalidRequest(
-            f"Your prompt is {len(request.prompt)} characters long; the image service for "
-            f"this tier takes at most {longest}. Please shorten it."
+            f"Your prompt is {utf16_length(request.prompt)} characters long (emoji count "
+            f"twice); the image service for this tier takes at most {longest}. Please "
+            "shorten it."
         )
 
     def images_per_job(self, request: GenerationRequest) -> int:

@@ -19,7 +19,10 @@ import pytest
 from pydantic import SecretStr
 
 from bot.core.config import Secrets, Settings
+from bot.core.domain import Tier
 from bot.runner import Application, assemble, serve
+from tests.fakes.fake_aiml import FakeAiml
+from tests.fakes.fake_apikley import FakeApikley
 from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, point_discord_py_at
 from tests.fakes.fake_replicate import FakeReplicate
 
@@ -29,9 +32,40 @@ def free_port() -> int:
         return int(listening.getsockname()[1])
 
 
+@dataclass
+class Providers:
+    """One fake of each provider type, all configured; tiers pick which ones they use."""
+
+    replicate: FakeReplicate
+    aiml: FakeAiml
+    apikley: FakeApikley
+
+    def settings(self) -> dict[str, dict[str, Any]]:
+        return {
+            "replicate": {
+                "base_url": self.replicate.base_url,
+                "webhook_mode": "signed" if self.replicate.mode == "official" else "token",
+            },
+            "aiml": {"type": "aimlapi", "base_url": self.aiml.base_url},
+            "apikley": {"type": "apikley", "base_url": self.apikley.base_url},
+        }
+
+    def secrets(self, discord_token: str) -> Secrets:
+        return Secrets(
+            discord_token=SecretStr(discord_token),
+            provider_api_keys={
+                "replicate": SecretStr(self.replicate.token),
+                "aiml": SecretStr(self.aiml.token),
+                "apikley": SecretStr(self.apikley.token),
+            },
+            webhook_secrets={},
+        )
+
+
 def e2e_settings(
-    tmp_path: Path, replicate: FakeReplicate, port: int, **sections: dict[str, Any]
+    tmp_path: Path, providers: Providers, port: int, **sections: dict[str, Any]
 ) -> Settings:
+    """Every tier on Replicate unless ``tiers`` says otherwise."""
     return Settings.model_validate(
         {
             "database": {"path": str(tmp_path / "bot.sqlite3")},
@@ -41,12 +75,8 @@ def e2e_settings(
                 "listen_port": port,
                 "public_url": f"http://127.0.0.1:{port}",
             },
-            "providers": {
-                "replicate": {
-                    "base_url": replicate.base_url,
-                    "webhook_mode": "signed" if replicate.mode == "official" else "token",
-                }
-            },
+            "providers": providers.settings(),
+            "tiers": {tier.value: {"providers": ["replicate"]} for tier in Tier},
             "jobs": {"poll_initial_seconds": 0.1, "poll_max_seconds": 0.5},
             **sections,
         }
@@ -67,6 +97,7 @@ class RunningBot:
     discord: FakeDiscord
     replicate: FakeReplicate
     application: Application
+    providers: Providers
 
     async def command(
         self, name: str, options: dict[str, object] | None = None, **kwargs: Any
@@ -83,21 +114,18 @@ class RunningBot:
 class BotRunner:
     """Starts the bot (possibly several times over one database) and stops it at the end."""
 
-    def __init__(self, tmp_path: Path, discord: FakeDiscord, replicate: FakeReplicate) -> None:
+    def __init__(self, tmp_path: Path, discord: FakeDiscord, providers: Providers) -> None:
         self.tmp_path = tmp_path
         self.discord = discord
-        self.replicate = replicate
+        self.providers = providers
+        self.replicate = providers.replicate
         # One address for every run, as a deployed bot keeps its public URL across restarts.
         self.port = free_port()
 
     @contextlib.asynccontextmanager
     async def run(self, **sections: dict[str, Any]) -> AsyncIterator[RunningBot]:
-        settings = e2e_settings(self.tmp_path, self.replicate, self.port, **sections)
-        secrets = Secrets(
-            discord_token=SecretStr(self.discord.token),
-            provider_api_keys={"replicate": SecretStr(self.replicate.token)},
-            webhook_secrets={},
-        )
+        settings = e2e_settings(self.tmp_path, self.providers, self.port, **sections)
+        secrets = self.providers.secrets(self.discord.token)
         stop = asyncio.Event()
         async with assemble(settings, secrets) as application:
             # discord.py waits 2 s after the last GUILD_CREATE before on_ready; a bot closed
@@ -109,7 +137,7 @@ class BotRunner:
             try:
                 # on_ready comes after login, command sync and the guild: the bot is all set.
                 await eventually(application.bot.is_ready)
-                yield RunningBot(self.discord, self.replicate, application)
+                yield RunningBot(self.discord, self.replicate, application, self.providers)
             finally:
                 stop.set()
                 await serving
@@ -124,9 +152,13 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 @pytest.fixture
 async def runner(
-    tmp_path: Path, fake_discord: FakeDiscord, fake_replicate: FakeReplicate
+    tmp_path: Path,
+    fake_discord: FakeDiscord,
+    fake_replicate: FakeReplicate,
+    fake_aiml: FakeAiml,
+    fake_apikley: FakeApikley,
 ) -> BotRunner:
-    return BotRunner(tmp_path, fake_discord, fake_replicate)
+    return BotRunner(tmp_path, fake_discord, Providers(fake_replicate, fake_aiml, fake_apikley))
 
 
 @pytest.fixture

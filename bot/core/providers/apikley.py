@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import SecretStr
 
@@ -96,7 +97,8 @@ class ApikleyProvider:
 
     async def fetch(self, provider_job_id: str) -> ProviderJob:
         try:
-            data = await self._call("GET", f"{self._base}/recordInfo?taskId={provider_job_id}")
+            query = urlencode({"taskId": provider_job_id})
+            data = await self._call("GET", f"{self._base}/recordInfo?{query}")
         except ProviderRejected as exc:
             # "recordInfo is null": the task is unknown, so it will never finish (§0.7).
             return ProviderJob(
@@ -120,7 +122,7 @@ class ApikleyProvider:
     async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
             raise CallbackRejected(400, "body is not JSON") from None
         task_id = _callback_task_id(payload)
         if task_id is None:
@@ -174,6 +176,8 @@ def _envelope_error(code: int, response: HttpResponse) -> ProviderError:
         return ProviderUnavailable(detail=detail, request_was_sent=False)
     if code in (400, 404, 422, 505):
         return ProviderRejected(detail=detail)
+    if code == 501:
+        return GenerationFailed(detail=detail)
     # 500 may be a validation error in disguise or a real fault (§3.1): never resend blindly.
     return ProviderUnavailable(detail=detail)
 

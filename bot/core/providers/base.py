@@ -52,7 +52,13 @@ class Capabilities:
         return missing
 
     def accepts_prompt(self, prompt: str) -> bool:
-        return self.max_prompt_length is None or len(prompt) <= self.max_prompt_length
+        """Limits are counted as the providers' JavaScript validators count them, in UTF-16
+        units, so an emoji counts twice; never fewer than Python's characters."""
+        return self.max_prompt_length is None or utf16_length(prompt) <= self.max_prompt_length
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 class ImageProvider(Protocol):

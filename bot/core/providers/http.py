@@ -42,7 +42,7 @@ class HttpResponse:
         """The body as JSON, or None when it is not JSON (an HTML error page, say)."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
             return None
 
     @property

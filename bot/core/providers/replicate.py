@@ -128,7 +128,7 @@ class ReplicateProvider:
         # Proxies do not sign; the per-job URL token and a confirming GET stand in (§1.6).
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
             raise CallbackRejected(400, "body is not JSON") from None
         if not isinstance(payload, dict):
             raise CallbackRejected(400, "body is not a JSON object")

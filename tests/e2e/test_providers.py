@@ -1,0 +1,136 @@
+"""/imagine end to end with each seed configuration (Replicate fast/standard/ultra, AIML,
+Apikley) and with one tier routed across all three while one of them fails."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from PIL import Image as PillowImage
+
+from bot.core.domain import Tier
+from tests.e2e.conftest import BotRunner, RunningBot
+from tests.fakes.fake_aiml import MODELS as AIML_MODELS
+from tests.fakes.fake_apikley import MODELS as APIKLEY_MODELS
+from tests.fakes.fake_replicate import throttled
+from tests.fakes.loopback import ScriptedResponse
+
+
+def routed(*providers: str) -> dict[str, dict[str, Any]]:
+    return {tier.value: {"providers": list(providers)} for tier in Tier}
+
+
+def picture(attachment: dict[str, Any]) -> tuple[str | None, tuple[int, int]]:
+    with PillowImage.open(io.BytesIO(attachment["data"])) as image:
+        return image.format, image.size
+
+
+def fields_of(post: dict[str, Any]) -> dict[str, str]:
+    [embed] = post["embeds"]
+    return {field["name"]: field["value"] for field in embed["fields"]}
+
+
+@pytest.mark.parametrize(
+    ("tier", "model"),
+    [
+        ("fast", "google/imagen-4-fast"),
+        ("standard", "google/imagen-4"),
+        ("ultra", "google/imagen-4-ultra"),
+    ],
+)
+async def test_replicate_serves_each_tier(bot: RunningBot, tier: str, model: str) -> None:
+    await bot.command("imagine", {"prompt": "a red fox", "tier": tier, "aspect_ratio": "4:3"})
+
+    [post] = await bot.channel_posts()
+
+    [attachment] = post["attachments"]
+    assert picture(attachment) == ("JPEG", (1280, 896))
+    [prediction] = bot.replicate.predictions.values()
+    assert prediction.model == model
+
+
+async def test_aiml_serves_several_images_in_one_post(runner: BotRunner) -> None:
+    async with runner.run(tiers=routed("aiml")) as bot:
+        await bot.command("imagine", {"prompt": "a red fox", "tier": "ultra", "count": 2})
+
+        [post] = await bot.channel_posts()
+
+    assert [picture(a) for a in post["attachments"]] == [("PNG", (1024, 1024))] * 2
+    [generation] = runner.providers.aiml.generations
+    assert (generation.body["model"], generation.body["num_images"]) == (AIML_MODELS["ultra"], 2)
+
+
+async def test_apikley_serves_through_its_callback(runner: BotRunner) -> None:
+    async with runner.run(tiers=routed("apikley")) as bot:
+        await bot.command(
+            "imagine", {"prompt": "a red fox", "tier": "standard", "negative_prompt": "snow"}
+        )
+
+        [post] = await bot.channel_posts()
+
+    [attachment] = post["attachments"]
+    assert picture(attachment) == ("PNG", (1024, 1024))
+    assert fields_of(post)["Not in the image"] == "snow"
+    [task] = runner.providers.apikley.tasks.values()
+    assert (task.model, task.input["negative_prompt"]) == (APIKLEY_MODELS["standard"], "snow")
+    [callback] = runner.providers.apikley.callback_deliveries
+    assert callback.status == 200
+
+
+async def test_a_tier_across_all_three_types_survives_one_failing(runner: BotRunner) -> None:
+    runner.replicate.script_create(*(throttled(retry_after=30) for _ in range(3)))
+    runner.providers.aiml.script_generation(ScriptedResponse.html(502))
+    async with runner.run(tiers=routed("replicate", "aiml", "apikley")) as bot:
+        await bot.command("imagine", {"prompt": "a red fox"})
+        await bot.command("imagine", {"prompt": "a grey wolf"})
+
+        posts = await bot.channel_posts(count=2)
+
+    assert all(len(post["attachments"]) == 1 for post in posts)
+    assert runner.replicate.create_count == 0
+    # The HTML page may have come after AIML made the image, so that job never went back.
+    assert runner.providers.aiml.generation_count <= 1
+    assert runner.providers.apikley.create_count >= 1
+
+
+async def test_an_option_the_provider_cannot_apply_is_said_in_the_reply_and_the_post(
+    runner: BotRunner,
+) -> None:
+    async with runner.run(tiers=routed("apikley")) as bot:
+        _, reply = await bot.command(
+            "imagine", {"prompt": "a red fox", "safety": "block_only_high"}
+        )
+
+        [post] = await bot.channel_posts()
+
+    [queued] = reply["data"]["embeds"]
+    note = {field["name"]: field["value"] for field in queued["fields"]}["Note"]
+    assert "safety level" in note
+    assert "safety level" in fields_of(post)["Note"]
+
+
+async def test_a_prompt_too_long_for_the_tiers_provider_is_refused_before_anything(
+    runner: BotRunner,
+) -> None:
+    async with runner.run(tiers=routed("aiml")) as bot:
+        _, reply = await bot.command("imagine", {"prompt": "a red fox " * 41})
+
+    [embed] = reply["data"]["embeds"]
+    assert "at most 400" in embed["description"]
+    assert runner.providers.aiml.requests == []
+
+
+async def test_admins_see_provider_health(runner: BotRunner) -> None:
+    runner.replicate.script_create(throttled(retry_after=30))
+    async with runner.run(tiers=routed("replicate", "aiml")) as bot:
+        await bot.command("imagine", {"prompt": "a red fox"})
+        await bot.channel_posts()
+
+        _, reply = await bot.command("imagine-admin providers")
+
+    [embed] = reply["data"]["embeds"]
+    health = {field["name"]: field["value"] for field in embed["fields"]}
+    assert health["replicate"].startswith("Backing off")
+    assert "ProviderRateLimited" in health["replicate"]
+    assert health["aiml"].startswith("Healthy")
