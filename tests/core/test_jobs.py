@@ -270,6 +270,27 @@ async def test_over_long_prompt_is_refused_with_the_limit(bench: Bench) -> None:
     assert await bench.repository.unfinished() == []
 
 
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        ({"image_count": 5}, "1 to 4 images"),
+        ({"image_count": 0}, "1 to 4 images"),
+        ({"seed": -1}, "seed must be a whole number"),
+        ({"seed": 2**32}, "seed must be a whole number"),
+        ({"negative_prompt": "x" * 1001}, "negative prompt is 1001 characters"),
+    ],
+)
+async def test_options_out_of_range_are_refused_and_store_nothing(
+    bench: Bench, request_fields: dict[str, object], message: str
+) -> None:
+    jobs = await bench.service()
+
+    with pytest.raises(InvalidRequest, match=message):
+        await jobs.submit(a_request(**request_fields), a_target(), A_MEMBER)
+
+    assert await bench.repository.unfinished() == []
+
+
 async def test_stop_lets_a_create_in_flight_record_its_prediction(bench: Bench) -> None:
     bench.fake.script_create(ScriptedResponse.slow(0.3))
     jobs = await bench.service()

@@ -193,6 +193,26 @@ async def test_a_refused_request_stores_nothing(
     assert await table_snapshot(connection) == before
 
 
+async def test_a_request_for_more_images_than_credits_left_is_refused_whole(
+    jobs: JobService, connection: aiosqlite.Connection
+) -> None:
+    await submit(jobs)
+    await submit(jobs)
+    before = await table_snapshot(connection)
+
+    with pytest.raises(QuotaExceeded, match="needs 4 credit"):
+        await jobs.submit(a_request(image_count=4), a_target(), A_MEMBER)
+
+    assert await table_snapshot(connection) == before
+
+
+async def test_a_request_for_several_images_takes_a_credit_for_each(jobs: JobService) -> None:
+    submission = await jobs.submit(a_request(image_count=3), a_target(), A_MEMBER)
+
+    assert [job.credits for job in submission.jobs] == [1, 1, 1]
+    assert [job.batch_index for job in submission.jobs] == [1, 2, 3]
+
+
 async def test_a_full_member_queue_is_refused_with_what_to_do(
     jobs: JobService, quotas: QuotaService
 ) -> None:

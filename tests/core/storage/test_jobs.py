@@ -4,7 +4,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.core.domain import Charge, JobState
+from bot.core.domain import Charge, JobState, Option, OutputFormat
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job, table_snapshot
 from tests.factories import GUILD_ID, USER_ID, a_request, a_reservation, a_target
@@ -206,3 +206,36 @@ async def test_submitting_counts_every_attempt(repository: JobRepository) -> Non
     job = await repository.get(job_id)
     assert job is not None
     assert job.attempts == 2
+
+
+async def test_an_unconfirmed_create_queues_the_job_again_never_to_that_provider(
+    repository: JobRepository,
+) -> None:
+    job = await stored_job(repository)
+    await repository.mark_submitting(job.id, provider="aiml", now=2)
+
+    assert await repository.mark_not_submitted(job.id, maybe_created_at=["aiml"], now=3)
+
+    loaded = await repository.get(job.id)
+    assert loaded is not None
+    assert (loaded.state, loaded.provider, loaded.maybe_created_at) == (
+        JobState.QUEUED,
+        None,
+        ("aiml",),
+    )
+
+
+async def test_the_provider_records_what_it_could_not_apply(repository: JobRepository) -> None:
+    job = await stored_job(repository)
+
+    await repository.mark_submitting(
+        job.id,
+        provider="apikley",
+        output_format=OutputFormat.PNG,
+        not_applied=[Option.SAFETY],
+        now=2,
+    )
+
+    loaded = await repository.get(job.id)
+    assert loaded is not None
+    assert (loaded.request.output_format, loaded.not_applied) == (OutputFormat.PNG, {Option.SAFETY})
