@@ -187,14 +187,14 @@ async def bench_reservations(count: int, workdir: Path) -> ReservationResult:
         async def reserve(n: int, member: Member) -> bool:
             """What /imagine does for credits: build the limits, then one conditional INSERT."""
             reservation = await quotas.reservation(member, Tier.FAST)
-            job = await repository.create(
+            jobs = await repository.create(
                 GenerationRequest(prompt=f"benchmark request {n}"),
                 a_target(member.guild_id, member.user_id, n),
                 callback_token=secrets.token_urlsafe(32),
                 now=now,
                 reservation=reservation,
             )
-            return job is not None
+            return bool(jobs)
 
         started = time.perf_counter()
         outcomes = await asyncio.gather(
@@ -375,14 +375,13 @@ async def store_submitted_jobs(
     async def submitted(n: int) -> int:
         guild_id = GUILD_ID_BASE + n % GUILDS
         request = GenerationRequest(prompt=f"benchmark resume {n}")
-        job = await repository.create(
+        [job] = await repository.create(
             request,
             a_target(guild_id, USER_ID_BASE + n, n),
             callback_token=secrets.token_urlsafe(32),
             now=now,
             reservation=UNLIMITED,
         )
-        assert job is not None
         assert await repository.mark_submitting(job.id, provider=PROVIDER, now=now)
         async with limit:
             created = await provider.start(request, callback_url=None)

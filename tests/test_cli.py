@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from PIL import Image as PillowImage
 
 from bot.cli import main
+from tests.fakes.fake_aiml import FakeAiml
+from tests.fakes.fake_apikley import FakeApikley
 from tests.fakes.fake_replicate import FakeReplicate
 
 
@@ -56,6 +59,27 @@ def test_example_config_is_valid(
     monkeypatch.setenv("DISCORD_TOKEN", "t")
     monkeypatch.setenv("REPLICATE_API_TOKEN", "k")
     assert main(["check-config", "--offline", "--config", str(example)]) == 0
+
+
+def test_example_provider_snippets_are_valid_once_uncommented(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    commented_setting = re.compile(r"^# (\[providers\.|[a-z_]+ = )")
+    lines = [
+        line[2:] if commented_setting.match(line) else line
+        for line in example.read_text(encoding="utf-8").splitlines()
+    ]
+    (tmp_path / "full.toml").write_text("\n".join(lines), encoding="utf-8")
+    for variable in ("DISCORD_TOKEN", "REPLICATE_API_TOKEN", "KKIAI_API_KEY"):
+        monkeypatch.setenv(variable, "k")
+    monkeypatch.setenv("AIMLAPI_API_KEY", "k")
+    monkeypatch.setenv("APIKLEY_API_KEY", "k")
+
+    assert main(["check-config", "--offline", "--config", str(tmp_path / "full.toml")]) == 0
+    printed = capsys.readouterr().out
+    for provider in ("replicate", "kkiai", "aiml", "apikley"):
+        assert f"provider {provider}:" in printed
 
 
 def test_generate_with_an_unknown_provider_fails_clearly(
@@ -144,3 +168,83 @@ async def test_generate_reports_a_safety_block_and_writes_nothing(tmp_path: Path
     assert stdout == ""
     assert "safety" in stderr.lower()
     assert not (tmp_path / "out").exists()
+
+
+async def test_check_config_verifies_every_providers_key(
+    tmp_path: Path, fake_replicate: FakeReplicate, fake_aiml: FakeAiml, fake_apikley: FakeApikley
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[providers.replicate]
+base_url = "{fake_replicate.base_url}"
+[providers.aiml]
+type = "aimlapi"
+base_url = "{fake_aiml.base_url}"
+[providers.apikley]
+type = "apikley"
+base_url = "{fake_apikley.base_url}"
+""",
+        encoding="utf-8",
+    )
+
+    code, stdout, stderr = await run_cli(
+        "check-config",
+        "--config",
+        str(config),
+        env={
+            "DISCORD_TOKEN": "t",
+            "REPLICATE_API_TOKEN": fake_replicate.token,
+            "AIMLAPI_API_KEY": fake_aiml.token,
+            "APIKLEY_API_KEY": "revoked",
+        },
+    )
+
+    assert code == 1, stderr
+    assert "key replicate: key accepted" in stdout
+    assert "key aiml: key accepted" in stdout
+    assert "key apikley: FAILED" in stdout
+    assert fake_aiml.generation_count == 0
+    assert (fake_replicate.create_count, fake_apikley.create_count) == (0, 0)
+
+
+async def test_generate_writes_several_images_from_apikley(
+    tmp_path: Path, fake_apikley: FakeApikley
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[providers.apikley]
+type = "apikley"
+base_url = "{fake_apikley.base_url}"
+api_key_env = "FAKE_PROVIDER_KEY"
+
+[jobs]
+poll_initial_seconds = 0.05
+poll_max_seconds = 0.2
+""",
+        encoding="utf-8",
+    )
+
+    code, stdout, stderr = await run_cli(
+        "generate",
+        "a lighthouse at dusk",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "out"),
+        "--count",
+        "2",
+        "--negative-prompt",
+        "fog",
+        env={"FAKE_PROVIDER_KEY": fake_apikley.token},
+    )
+
+    assert code == 0, stderr
+    printed = stdout.splitlines()
+    assert len(printed) == 2
+    for path in printed:
+        with PillowImage.open(path) as image:
+            assert image.format == "PNG"
+    [task] = fake_apikley.tasks.values()
+    assert (task.input["num_images"], task.input["negative_prompt"]) == ("2", "fog")
