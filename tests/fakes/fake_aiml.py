@@ -41,11 +41,9 @@ from aiohttp import web
 
 from tests.fakes.loopback import (
     IMAGEN_PIXELS,
-    LoopbackServer,
-    RecordedRequest,
+    FakeServer,
     ScriptedResponse,
     canned,
-    record,
     render_image,
 )
 
@@ -127,7 +125,7 @@ class Generation:
         return render_image(f"{self.prompt_used}#{index}", aspect_ratio, png=True)[0]
 
 
-class FakeAiml:
+class FakeAiml(FakeServer):
     """AIML's synchronous ``/v1/images/generations`` plus the CDN its image URLs point at."""
 
     def __init__(
@@ -139,40 +137,23 @@ class FakeAiml:
         usage_field: UsageField = "credits_used",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.token = token
         self.latency = latency
         self.success_status = success_status
         self.usage_field: UsageField = usage_field
         self.clock = clock
-        self.requests: list[RecordedRequest] = []
         self.generations: list[Generation] = []
         self._generation_script: list[ScriptedResponse] = []
         self._file_script: list[ScriptedResponse] = []
         self._blocks_pending = 0
         self._files_expired = False
-        self._server = LoopbackServer()
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post(GENERATIONS_PATH, self._generate)
         app.router.add_get(r"/files/{id}/{index:\d+}.png", self._file)
-        await self._server.start(app)
-
-    async def close(self) -> None:
-        await self._server.close()
-
-    async def __aenter__(self) -> FakeAiml:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    @property
-    def origin(self) -> str:
-        return self._server.origin
 
     @property
     def base_url(self) -> str:
@@ -205,13 +186,10 @@ class FakeAiml:
     def generation_count(self) -> int:
         return len(self.generations)
 
-    def requests_to(self, method: str, path_part: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == method and path_part in r.path]
-
     # ------------------------------------------------------------------ handlers
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
-        body = await record(request, self.requests)
+        body = await self.record(request)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._error(request, 401, UNAUTHORIZED)
         scripted = self._generation_script.pop(0) if self._generation_script else None
@@ -236,7 +214,7 @@ class FakeAiml:
         return _json(self.success_status, self._result(generation))
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
-        await record(request, self.requests)
+        await self.record(request)
         if self._file_script:
             return await canned(self._file_script.pop(0), request)
         generation = next((g for g in self.generations if g.id == request.match_info["id"]), None)

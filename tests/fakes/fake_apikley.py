@@ -41,12 +41,10 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes.loopback import (
-    LoopbackServer,
-    RecordedRequest,
+    FakeServer,
     ScriptedResponse,
     canned,
     drop,
-    record,
     render_image,
 )
 
@@ -179,7 +177,7 @@ class CallbackDelivery:
     status: int | None  # None when the bot could not be reached
 
 
-class FakeApikley:
+class FakeApikley(FakeServer):
     """Apikley's market API: createTask, recordInfo, result files and callbacks."""
 
     def __init__(
@@ -195,6 +193,7 @@ class FakeApikley:
         create_limit: tuple[int, float] = (20, 10.0),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.token = token
         self.stage_seconds = stage_seconds
         self.processing_seconds = processing_seconds
@@ -205,46 +204,20 @@ class FakeApikley:
         self.create_limit = create_limit
         self.clock = clock
         self.tasks: dict[str, Task] = {}
-        self.requests: list[RecordedRequest] = []
         self.callback_deliveries: list[CallbackDelivery] = []
         self._create_script: list[ScriptedResponse] = []
         self._record_script: list[ScriptedResponse] = []
         self._file_script: list[ScriptedResponse] = []
         self._next_failures: list[tuple[str, str]] = []
         self._files_expired = False
-        self._callback_tasks: set[asyncio.Task[None]] = set()
         self._delivered = asyncio.Condition()
-        self._server = LoopbackServer()
-        self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/jobs/createTask", self._create)
         app.router.add_get("/api/v1/jobs/recordInfo", self._record_info)
         app.router.add_get(r"/files/{task_id}/{index:\d+}.png", self._file)
-        await self._server.start(app)
-        self._session = aiohttp.ClientSession()
-
-    async def close(self) -> None:
-        for task in self._callback_tasks:
-            task.cancel()
-        await asyncio.gather(*self._callback_tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-        await self._server.close()
-
-    async def __aenter__(self) -> FakeApikley:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    @property
-    def origin(self) -> str:
-        return self._server.origin
 
     @property
     def base_url(self) -> str:
@@ -274,9 +247,6 @@ class FakeApikley:
     def create_count(self) -> int:
         return len(self.tasks)
 
-    def requests_to(self, method: str, path_part: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == method and path_part in r.path]
-
     async def wait_for_callbacks(self, count: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout), self._delivered:
             await self._delivered.wait_for(lambda: len(self.callback_deliveries) >= count)
@@ -284,7 +254,7 @@ class FakeApikley:
     # ------------------------------------------------------------------ handlers
 
     async def _recorded(self, request: web.Request) -> bytes:
-        return await record(request, self.requests)
+        return await self.record(request)
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -420,9 +390,7 @@ class FakeApikley:
     def _schedule_callback(self, task: Task) -> None:
         if not self.send_callbacks or not task.callback_url:
             return
-        callback = asyncio.create_task(self._call_back(task))
-        self._callback_tasks.add(callback)
-        callback.add_done_callback(self._callback_tasks.discard)
+        self.in_background(self._call_back(task))
 
     async def _call_back(self, task: Task) -> None:
         # Nothing signals that an injected clock moved, so it is polled, briefly enough that a
@@ -451,11 +419,10 @@ class FakeApikley:
             await self._post_callback(task, body, headers)
 
     async def _post_callback(self, task: Task, body: bytes, headers: dict[str, str]) -> None:
-        assert self._session is not None
         assert task.callback_url is not None
         status: int | None = None
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self._session.post(
+            async with self.session.post(
                 task.callback_url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status

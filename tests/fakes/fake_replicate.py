@@ -41,12 +41,10 @@ from aiohttp import web
 
 from tests.fakes.loopback import (
     IMAGEN_PIXELS,
-    LoopbackServer,
-    RecordedRequest,
+    FakeServer,
     ScriptedResponse,
     canned,
     drop,
-    record,
     render_image,
 )
 
@@ -159,7 +157,7 @@ class WebhookDelivery:
     status: int | None  # None when the bot could not be reached
 
 
-class FakeReplicate:
+class FakeReplicate(FakeServer):
     """Official Replicate (``mode="official"``) or a kkiai-style proxy (``mode="proxy"``)."""
 
     def __init__(
@@ -176,6 +174,7 @@ class FakeReplicate:
         webhook_retry_delays: tuple[float, ...] = (0.2, 0.5),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.mode = mode
         self.token = token
         self.start_delay = start_delay
@@ -188,49 +187,23 @@ class FakeReplicate:
         self.clock = clock
         self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.predictions: dict[str, Prediction] = {}
-        self.requests: list[RecordedRequest] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._create_script: list[ScriptedResponse] = []
         self._get_script: list[ScriptedResponse] = []
         self._delivery_script: list[ScriptedResponse] = []
         self._next_errors: list[str] = []
-        self._webhook_tasks: set[asyncio.Task[None]] = set()
         self._changed: dict[str, asyncio.Event] = {}
         self._delivered = asyncio.Condition()
-        self._server = LoopbackServer()
-        self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    def routes(self, app: web.Application) -> None:
         prefix = "/v1" if self.mode == "official" else "/replicate/v1"
-        app = web.Application()
         app.router.add_post(prefix + "/models/{owner}/{name}/predictions", self._create)
         app.router.add_get(prefix + "/predictions/{id}", self._get)
         app.router.add_post(prefix + "/predictions/{id}/cancel", self._cancel)
         app.router.add_get(prefix + "/webhooks/default/secret", self._secret)
         app.router.add_get("/delivery/{id}/{filename}", self._file)
-        await self._server.start(app)
-        self._session = aiohttp.ClientSession()
-
-    async def close(self) -> None:
-        for task in self._webhook_tasks:
-            task.cancel()
-        await asyncio.gather(*self._webhook_tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-        await self._server.close()
-
-    async def __aenter__(self) -> FakeReplicate:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    @property
-    def origin(self) -> str:
-        return self._server.origin
 
     @property
     def base_url(self) -> str:
@@ -259,23 +232,17 @@ class FakeReplicate:
     def create_count(self) -> int:
         return len(self.predictions)
 
-    def requests_to(self, method: str, path_part: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == method and path_part in r.path]
-
     async def wait_for_webhook_deliveries(self, count: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout), self._delivered:
             await self._delivered.wait_for(lambda: len(self.webhook_deliveries) >= count)
 
     # ------------------------------------------------------------------ handlers
 
-    async def _recorded(self, request: web.Request) -> bytes:
-        return await record(request, self.requests)
-
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
-        body = await self._recorded(request)
+        body = await self.record(request)
         if not self._authorized(request):
             return _problem(401, UNAUTHENTICATED)
         scripted = self._create_script.pop(0) if self._create_script else None
@@ -311,7 +278,7 @@ class FakeReplicate:
         return _json(status, self._render(prediction), headers)
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
-        await self._recorded(request)
+        await self.record(request)
         if not self._authorized(request):
             return _problem(401, UNAUTHENTICATED)
         if self._get_script:
@@ -322,7 +289,7 @@ class FakeReplicate:
         return _json(200, self._render(prediction), {"ratelimit-remaining": "2999"})
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
-        await self._recorded(request)
+        await self.record(request)
         if not self._authorized(request):
             return _problem(401, UNAUTHENTICATED)
         prediction = self.predictions.get(request.match_info["id"])
@@ -335,13 +302,13 @@ class FakeReplicate:
         return _json(200, self._render(prediction))
 
     async def _secret(self, request: web.Request) -> web.StreamResponse:
-        await self._recorded(request)
+        await self.record(request)
         if not self._authorized(request):
             return _problem(401, UNAUTHENTICATED)
         return _json(200, {"key": self.webhook_secret})
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
-        await self._recorded(request)
+        await self.record(request)
         if self._delivery_script:
             return await canned(self._delivery_script.pop(0), request)
         prediction = self.predictions.get(request.match_info["id"])
@@ -427,9 +394,7 @@ class FakeReplicate:
     def _schedule_webhook(self, prediction: Prediction) -> None:
         if not self.send_webhooks or not prediction.webhook:
             return
-        task = asyncio.create_task(self._deliver_terminal_webhook(prediction))
-        self._webhook_tasks.add(task)
-        task.add_done_callback(self._webhook_tasks.discard)
+        self.in_background(self._deliver_terminal_webhook(prediction))
 
     async def _deliver_terminal_webhook(self, prediction: Prediction) -> None:
         changed = self._changed.setdefault(prediction.id, asyncio.Event())
@@ -454,14 +419,13 @@ class FakeReplicate:
     async def _post_webhook(
         self, prediction: Prediction, webhook_id: str, body: bytes
     ) -> int | None:
-        assert self._session is not None
         assert prediction.webhook is not None
         headers = {"Content-Type": "application/json"}
         if self.mode == "official":
             headers.update(self.signature_headers(webhook_id, int(self.clock()), body))
         status: int | None = None
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self._session.post(
+            async with self.session.post(
                 prediction.webhook, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status

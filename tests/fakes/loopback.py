@@ -6,9 +6,11 @@ import asyncio
 import hashlib
 import io
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
+import aiohttp
 from aiohttp import web
 from PIL import Image as PillowImage
 
@@ -76,12 +78,6 @@ class RecordedRequest:
         return json.loads(self.body)
 
 
-async def record(request: web.Request, into: list[RecordedRequest]) -> bytes:
-    body = await request.read()
-    into.append(RecordedRequest(request.method, request.path_qs, dict(request.headers), body))
-    return body
-
-
 async def canned(scripted: ScriptedResponse, request: web.Request) -> web.StreamResponse:
     await asyncio.sleep(scripted.delay)
     if scripted.drops_connection:
@@ -111,24 +107,67 @@ def render_image(prompt: str, aspect_ratio: str, *, png: bool) -> tuple[bytes, s
     return buffer.getvalue(), "image/jpeg"
 
 
-class LoopbackServer:
-    """An aiohttp app on 127.0.0.1 at a free port."""
+class FakeServer:
+    """A fake provider's plumbing: an aiohttp app on 127.0.0.1 at a free port, every request
+    it received, and the posts it sends on its own (webhooks, callbacks) with its own client
+    session. Subclasses add their routes in ``routes``."""
 
     def __init__(self) -> None:
-        self._runner: web.AppRunner | None = None
+        self.requests: list[RecordedRequest] = []
         self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def start(self, app: web.Application) -> None:
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = int(self._runner.addresses[0][1])
+        self._session = aiohttp.ClientSession()
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "the fake is not started"
+        return self._session
+
+    def requests_to(self, method: str, path_part: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == method and path_part in r.path]
+
+    async def record(self, request: web.Request) -> bytes:
+        body = await request.read()
+        self.requests.append(
+            RecordedRequest(request.method, request.path_qs, dict(request.headers), body)
+        )
+        return body
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a post the fake sends by itself; ``close`` cancels what is still running."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
