@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
-from bot.core.config import ReplicateProviderSettings
+from bot.core.config import (
+    AimlProviderSettings,
+    ApikleyProviderSettings,
+    ReplicateProviderSettings,
+)
 from bot.core.domain import (
     AspectRatio,
     DiscordTarget,
@@ -17,8 +22,12 @@ from bot.core.domain import (
     SafetyLevel,
     Tier,
 )
+from bot.core.providers.aimlapi import AimlProvider
+from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
+from tests.fakes.fake_aiml import FakeAiml
+from tests.fakes.fake_apikley import FakeApikley
 from tests.fakes.fake_replicate import FakeReplicate
 
 GUILD_ID = 1_000_000_000_000_001
@@ -79,6 +88,52 @@ def a_replicate_provider(
         api_key=SecretStr(api_key or fake.token),
         webhook_secret=None,
         http=http,
+    )
+
+
+def aiml_settings(fake: FakeAiml, **overrides: object) -> AimlProviderSettings:
+    fields: dict[str, object] = {
+        "type": "aimlapi",
+        "base_url": fake.base_url,
+        "request_timeout_seconds": 5.0,
+    }
+    fields.update(overrides)
+    return AimlProviderSettings.model_validate(fields)
+
+
+def an_aiml_provider(
+    fake: FakeAiml, http: HttpClient, *, api_key: str | None = None, **overrides: object
+) -> AimlProvider:
+    return AimlProvider(
+        "aimlapi",
+        aiml_settings(fake, **overrides),
+        api_key=SecretStr(api_key or fake.token),
+        http=http,
+    )
+
+
+def an_apikley_provider(
+    fake: FakeApikley,
+    http: HttpClient,
+    *,
+    api_key: str | None = None,
+    webhook_key: str | None = None,
+    clock: Callable[[], float] | None = None,
+    **overrides: object,
+) -> ApikleyProvider:
+    fields: dict[str, object] = {
+        "type": "apikley",
+        "base_url": fake.base_url,
+        "request_timeout_seconds": 5.0,
+    }
+    fields.update(overrides)
+    return ApikleyProvider(
+        "apikley",
+        ApikleyProviderSettings.model_validate(fields),
+        api_key=SecretStr(api_key or fake.token),
+        webhook_key=None if webhook_key is None else SecretStr(webhook_key),
+        http=http,
+        clock=clock or fake.clock,
     )
 
 

@@ -28,7 +28,8 @@ from bot.core.providers.http import HttpClient
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
 from tests.factories import A_MEMBER, GUILD_ID, USER_ID, a_replicate_provider, a_request, a_target
-from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse, problem, throttled
+from tests.fakes.fake_replicate import FakeReplicate, problem, throttled
+from tests.fakes.loopback import ScriptedResponse
 from tests.fakes.recording_publisher import RecordingPublisher
 from tests.services import job_service
 
@@ -286,7 +287,7 @@ async def test_options_out_of_range_are_refused_and_store_nothing(
     jobs = await bench.service()
 
     with pytest.raises(InvalidRequest, match=message):
-        await jobs.submit(a_request(**request_fields), a_target(), A_MEMBER)
+        await jobs.submit(a_request("a lighthouse", **request_fields), a_target(), A_MEMBER)
 
     assert await bench.repository.unfinished() == []
 

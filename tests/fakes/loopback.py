@@ -139,6 +139,7 @@ class FakeServer:
             await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -10,9 +10,7 @@ from dataclasses import replace
 
 import pytest
 from PIL import Image as PillowImage
-from pydantic import SecretStr
 
-from bot.core.config import AimlProviderSettings
 from bot.core.domain import AspectRatio, Option, OutputFormat, SafetyLevel, Tier
 from bot.core.errors import (
     CallbackRejected,
@@ -28,7 +26,7 @@ from bot.core.errors import (
 from bot.core.providers.aimlapi import AimlProvider
 from bot.core.providers.base import ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
-from tests.factories import a_request
+from tests.factories import a_request, an_aiml_provider
 from tests.fakes.fake_aiml import (
     ENHANCEMENT,
     MODELS,
@@ -49,27 +47,6 @@ async def fake_aiml() -> AsyncIterator[FakeAiml]:
     """A near-instant generation: these tests are about the wire, not about waiting."""
     async with FakeAiml(latency=0.01) as fake:
         yield fake
-
-
-def aiml_settings(fake: FakeAiml, **overrides: object) -> AimlProviderSettings:
-    fields: dict[str, object] = {
-        "type": "aimlapi",
-        "base_url": fake.base_url,
-        "request_timeout_seconds": 5.0,
-    }
-    fields.update(overrides)
-    return AimlProviderSettings.model_validate(fields)
-
-
-def an_aiml_provider(
-    fake: FakeAiml, http: HttpClient, *, api_key: str | None = None, **overrides: object
-) -> AimlProvider:
-    return AimlProvider(
-        "aimlapi",
-        aiml_settings(fake, **overrides),
-        api_key=SecretStr(api_key or fake.token),
-        http=http,
-    )
 
 
 def a_png() -> bytes:
@@ -407,19 +384,6 @@ async def test_server_error_is_unavailable_with_aimls_message(
     assert raised.value.provider_fault
 
 
-async def test_html_502_page_is_unavailable_and_said_to_be_html(
-    fake_aiml: FakeAiml, http: HttpClient
-) -> None:
-    fake_aiml.script_generation(ScriptedResponse.html(502))
-    provider = an_aiml_provider(fake_aiml, http)
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await generated(provider)
-
-    assert raised.value.detail == "HTTP 502 with an HTML page"
-    assert raised.value.request_was_sent
-
-
 async def test_504_generation_timeout_is_a_timeout(fake_aiml: FakeAiml, http: HttpClient) -> None:
     fake_aiml.script_generation(generation_timeout())
     provider = an_aiml_provider(fake_aiml, http)
@@ -440,43 +404,6 @@ async def test_504_after_the_generation_was_billed_is_a_timeout(
         await generated(provider)
 
     assert fake_aiml.generation_count == 1
-
-
-async def test_slow_answer_times_out_although_aiml_billed_it(
-    fake_aiml: FakeAiml, http: HttpClient
-) -> None:
-    fake_aiml.script_generation(ScriptedResponse.slow(0.3))
-    provider = an_aiml_provider(fake_aiml, http, request_timeout_seconds=0.1)
-
-    with pytest.raises(ProviderTimeout):
-        await generated(provider)
-
-    assert fake_aiml.generation_count == 1
-
-
-async def test_dropped_connection_after_billing_is_unavailable_and_maybe_sent(
-    fake_aiml: FakeAiml, http: HttpClient
-) -> None:
-    fake_aiml.script_generation(ScriptedResponse.disconnect())
-    provider = an_aiml_provider(fake_aiml, http)
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await generated(provider)
-
-    assert raised.value.request_was_sent
-    assert fake_aiml.generation_count == 1
-
-
-async def test_refused_connection_is_known_not_to_have_been_sent(http: HttpClient) -> None:
-    fake = FakeAiml()
-    await fake.start()
-    provider = an_aiml_provider(fake, http)
-    await fake.close()
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await generated(provider)
-
-    assert not raised.value.request_was_sent
 
 
 async def test_success_that_is_not_json_is_unavailable(

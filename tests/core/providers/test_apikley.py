@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from multidict import CIMultiDict
@@ -25,7 +25,6 @@ from bot.core.errors import (
     ProviderOutOfCredits,
     ProviderRateLimited,
     ProviderRejected,
-    ProviderTimeout,
     ProviderUnavailable,
     ResultUnavailable,
     SafetyBlocked,
@@ -34,7 +33,7 @@ from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.webhooks import sign_task, verify_task_signature
-from tests.factories import a_request
+from tests.factories import a_request, an_apikley_provider
 from tests.fakes.fake_apikley import (
     FEATURE_DISABLED,
     FIELD_REQUIRED,
@@ -75,31 +74,6 @@ def clock() -> ManualClock:
 async def fake(clock: ManualClock) -> AsyncIterator[FakeApikley]:
     async with FakeApikley(clock=clock) as fake:
         yield fake
-
-
-def an_apikley_provider(
-    fake: FakeApikley,
-    http: HttpClient,
-    *,
-    api_key: str | None = None,
-    webhook_key: str | None = None,
-    clock: Callable[[], float] | None = None,
-    **overrides: object,
-) -> ApikleyProvider:
-    fields: dict[str, object] = {
-        "type": "apikley",
-        "base_url": fake.base_url,
-        "request_timeout_seconds": 5.0,
-    }
-    fields.update(overrides)
-    return ApikleyProvider(
-        "apikley",
-        ApikleyProviderSettings.model_validate(fields),
-        api_key=SecretStr(api_key or fake.token),
-        webhook_key=None if webhook_key is None else SecretStr(webhook_key),
-        http=http,
-        clock=clock or fake.clock,
-    )
 
 
 def sent_body(fake: FakeApikley) -> object:
@@ -319,43 +293,6 @@ async def test_rate_limit_carries_retry_after(fake: FakeApikley, http: HttpClien
     assert raised.value.retry_after == 3
 
 
-async def test_slow_create_times_out_although_the_task_was_created(
-    fake: FakeApikley, http: HttpClient
-) -> None:
-    fake.script_create(ScriptedResponse.slow(0.6))
-    provider = an_apikley_provider(fake, http, request_timeout_seconds=0.1)
-
-    with pytest.raises(ProviderTimeout):
-        await provider.start(a_request(), callback_url=None)
-
-    assert fake.create_count == 1
-
-
-async def test_dropped_create_connection_is_unavailable_and_maybe_sent(
-    fake: FakeApikley, http: HttpClient
-) -> None:
-    fake.script_create(ScriptedResponse.disconnect())
-    provider = an_apikley_provider(fake, http)
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await provider.start(a_request(), callback_url=None)
-
-    assert raised.value.request_was_sent
-    assert fake.create_count == 1
-
-
-async def test_refused_connection_is_known_not_to_have_been_sent(http: HttpClient) -> None:
-    fake = FakeApikley()
-    await fake.start()
-    provider = an_apikley_provider(fake, http)
-    await fake.close()
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await provider.start(a_request(), callback_url=None)
-
-    assert not raised.value.request_was_sent
-
-
 # ---------------------------------------------------------------------- envelope errors
 
 
@@ -431,19 +368,6 @@ async def test_validation_envelope_is_a_rejection_that_is_not_the_providers_faul
         await provider.start(a_request(), callback_url=None)
 
     assert not raised.value.provider_fault
-
-
-async def test_html_error_page_is_unavailable_and_maybe_sent(
-    fake: FakeApikley, http: HttpClient
-) -> None:
-    fake.script_create(ScriptedResponse.html(502))
-    provider = an_apikley_provider(fake, http)
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await provider.start(a_request(), callback_url=None)
-
-    assert raised.value.detail == "HTTP 502 with an HTML page"
-    assert raised.value.request_was_sent
 
 
 async def test_html_page_with_http_200_is_unavailable(fake: FakeApikley, http: HttpClient) -> None:

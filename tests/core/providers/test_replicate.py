@@ -15,7 +15,6 @@ from bot.core.errors import (
     ProviderAuthError,
     ProviderRateLimited,
     ProviderRejected,
-    ProviderTimeout,
     ProviderUnavailable,
     ResultUnavailable,
     SafetyBlocked,
@@ -24,7 +23,8 @@ from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from tests.factories import a_replicate_provider, a_request
-from tests.fakes.fake_replicate import FakeReplicate, ScriptedResponse, problem, throttled
+from tests.fakes.fake_replicate import FakeReplicate, problem, throttled
+from tests.fakes.loopback import ScriptedResponse
 
 CALLBACK = "https://bot.example.com/callbacks/replicate?job=1&token=t"
 
@@ -176,56 +176,6 @@ async def test_throttling_carries_retry_after(
 
     assert raised.value.retry_after == 7
     assert "throttled" in (raised.value.detail or "")
-
-
-async def test_html_error_page_is_unavailable_and_maybe_sent(
-    fake_replicate: FakeReplicate, http: HttpClient
-) -> None:
-    fake_replicate.script_create(ScriptedResponse.html(502))
-    provider = a_replicate_provider(fake_replicate, http)
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await provider.start(a_request(), callback_url=None)
-
-    assert raised.value.detail == "HTTP 502 with an HTML page"
-    assert raised.value.request_was_sent
-
-
-async def test_slow_create_times_out_although_the_provider_created_it(
-    fake_replicate: FakeReplicate, http: HttpClient
-) -> None:
-    fake_replicate.script_create(ScriptedResponse.slow(2.0))
-    provider = a_replicate_provider(fake_replicate, http, request_timeout_seconds=0.3)
-
-    with pytest.raises(ProviderTimeout):
-        await provider.start(a_request(), callback_url=None)
-
-    assert fake_replicate.create_count == 1
-
-
-async def test_dropped_connection_is_unavailable_and_maybe_sent(
-    fake_replicate: FakeReplicate, http: HttpClient
-) -> None:
-    fake_replicate.script_create(ScriptedResponse.disconnect())
-    provider = a_replicate_provider(fake_replicate, http)
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await provider.start(a_request(), callback_url=None)
-
-    assert raised.value.request_was_sent
-    assert fake_replicate.create_count == 1
-
-
-async def test_refused_connection_is_known_not_to_have_been_sent(http: HttpClient) -> None:
-    fake = FakeReplicate()
-    await fake.start()
-    provider = a_replicate_provider(fake, http)
-    await fake.close()
-
-    with pytest.raises(ProviderUnavailable) as raised:
-        await provider.start(a_request(), callback_url=None)
-
-    assert not raised.value.request_was_sent
 
 
 async def test_safety_failure_is_a_safety_block(
