@@ -37,6 +37,19 @@ APPLICATION_ID = 1_000_000_000_000_004
 A_MEMBER = Member(guild_id=GUILD_ID, user_id=USER_ID)
 
 
+class ManualClock:
+    """A clock that moves only when a test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def a_request(prompt: str = "a lighthouse at dusk", **overrides: object) -> GenerationRequest:
     fields: dict[str, object] = {
         "prompt": prompt,

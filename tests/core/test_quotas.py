@@ -29,6 +29,7 @@ from tests.factories import (
     A_MEMBER,
     GUILD_ID,
     USER_ID,
+    ManualClock,
     a_replicate_provider,
     a_request,
     a_target,
@@ -102,17 +103,9 @@ def test_periods_are_utc_calendar_days_and_months() -> None:
 # ---------------------------------------------------------------------- with the database
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -129,7 +122,7 @@ def settings() -> Settings:
 def jobs(
     connection: aiosqlite.Connection,
     settings: Settings,
-    clock: Clock,
+    clock: ManualClock,
     tmp_path: Path,
     fake_replicate: FakeReplicate,
     http: HttpClient,
@@ -147,7 +140,9 @@ def jobs(
 
 
 @pytest.fixture
-def quotas(connection: aiosqlite.Connection, settings: Settings, clock: Clock) -> QuotaService:
+def quotas(
+    connection: aiosqlite.Connection, settings: Settings, clock: ManualClock
+) -> QuotaService:
     return quota_service(connection, settings, clock=clock)
 
 
@@ -166,7 +161,7 @@ async def test_simultaneous_requests_never_overspend(jobs: JobService) -> None:
 
 
 async def test_a_refusal_says_what_is_left_and_when_it_resets(
-    jobs: JobService, clock: Clock
+    jobs: JobService, clock: ManualClock
 ) -> None:
     for _ in range(2):
         await submit(jobs, tier=Tier.STANDARD)  # 4 of 5 daily credits
@@ -235,7 +230,7 @@ async def test_credits_of_a_failed_job_come_back(jobs: JobService, quotas: Quota
 
 
 async def test_a_new_day_brings_new_daily_credits(
-    jobs: JobService, quotas: QuotaService, clock: Clock
+    jobs: JobService, quotas: QuotaService, clock: ManualClock
 ) -> None:
     for _ in range(5):
         await submit(jobs)
@@ -258,7 +253,7 @@ async def test_a_grant_raises_todays_allowance(jobs: JobService, quotas: QuotaSe
 
 
 async def test_a_reset_forgives_what_was_used(
-    jobs: JobService, quotas: QuotaService, clock: Clock
+    jobs: JobService, quotas: QuotaService, clock: ManualClock
 ) -> None:
     for _ in range(5):
         await submit(jobs)

@@ -25,22 +25,14 @@ from bot.core.providers.base import ImageProvider
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from bot.core.routing import CreateLimit, HealthState, Router
-from tests.factories import a_request
+from tests.factories import ManualClock, a_request
 
 KEY = SecretStr("key")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -65,7 +57,7 @@ def providers(http: HttpClient) -> dict[str, ImageProvider]:
 
 def a_router(
     providers: dict[str, ImageProvider],
-    clock: Clock,
+    clock: ManualClock,
     order: list[str],
     *,
     limits: dict[str, CreateLimit] | None = None,
@@ -85,7 +77,7 @@ def names(router: Router, **request: object) -> list[str]:
 
 
 def test_the_tiers_order_decides_when_every_provider_can_honour_the_request(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["aiml", "replicate", "apikley"])
 
@@ -93,7 +85,7 @@ def test_the_tiers_order_decides_when_every_provider_can_honour_the_request(
 
 
 def test_a_provider_honouring_a_chosen_option_goes_first(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["replicate", "aiml", "apikley"])
 
@@ -101,7 +93,7 @@ def test_a_provider_honouring_a_chosen_option_goes_first(
 
 
 def test_a_route_names_the_chosen_options_it_cannot_apply(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["apikley"])
     request = a_request(chosen=frozenset({Option.SAFETY, Option.OUTPUT_FORMAT}))
@@ -112,7 +104,7 @@ def test_a_route_names_the_chosen_options_it_cannot_apply(
 
 
 def test_an_option_left_at_its_default_is_not_reported(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["apikley"])
 
@@ -122,7 +114,7 @@ def test_an_option_left_at_its_default_is_not_reported(
 
 
 def test_a_provider_that_makes_only_png_is_sent_png(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["aiml"])
 
@@ -132,7 +124,7 @@ def test_a_provider_that_makes_only_png_is_sent_png(
 
 
 def test_a_chosen_png_is_honoured_by_a_png_only_provider(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["aiml"])
     request = a_request(output_format=OutputFormat.PNG, chosen=frozenset({Option.OUTPUT_FORMAT}))
@@ -143,7 +135,7 @@ def test_a_chosen_png_is_honoured_by_a_png_only_provider(
 
 
 def test_a_prompt_too_long_for_every_provider_is_refused_with_the_limit(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["aiml"])
 
@@ -152,7 +144,7 @@ def test_a_prompt_too_long_for_every_provider_is_refused_with_the_limit(
 
 
 def test_a_prompt_too_long_for_one_provider_goes_to_another(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["aiml", "replicate"])
     long_prompt = "x" * 401
@@ -162,7 +154,7 @@ def test_a_prompt_too_long_for_one_provider_goes_to_another(
     assert names(router, prompt=long_prompt) == ["replicate"]
 
 
-def test_a_tier_without_a_running_provider_is_refused(clock: Clock) -> None:
+def test_a_tier_without_a_running_provider_is_refused(clock: ManualClock) -> None:
     router = a_router({}, clock, ["replicate"])
 
     with pytest.raises(InvalidRequest, match="No image service"):
@@ -181,7 +173,7 @@ def test_a_tier_without_a_running_provider_is_refused(clock: Clock) -> None:
 )
 def test_images_per_job_is_what_every_provider_of_the_tier_can_return(
     providers: dict[str, ImageProvider],
-    clock: Clock,
+    clock: ManualClock,
     order: list[str],
     tier: Tier,
     expected: int,
@@ -192,7 +184,7 @@ def test_images_per_job_is_what_every_provider_of_the_tier_can_return(
 
 
 def test_a_rate_limited_provider_is_skipped_until_retry_after(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["replicate", "aiml"])
 
@@ -204,7 +196,7 @@ def test_a_rate_limited_provider_is_skipped_until_retry_after(
 
 
 def test_repeated_failures_open_the_circuit_for_the_cool_down(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["replicate", "aiml"])
 
@@ -222,7 +214,7 @@ def test_repeated_failures_open_the_circuit_for_the_cool_down(
 
 
 def test_a_success_closes_the_circuit_and_records_latency(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["replicate"])
     router.record_failure("replicate", ProviderUnavailable())
@@ -236,7 +228,7 @@ def test_a_success_closes_the_circuit_and_records_latency(
 
 
 def test_a_request_fault_says_nothing_about_the_providers_health(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["replicate"])
 
@@ -248,7 +240,7 @@ def test_a_request_fault_says_nothing_about_the_providers_health(
 
 
 def test_a_provider_at_its_create_limit_waits_for_the_window(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(
         providers, clock, ["apikley", "aiml"], limits={"apikley": CreateLimit(2, 10.0)}
@@ -264,7 +256,7 @@ def test_a_provider_at_its_create_limit_waits_for_the_window(
 
 
 def test_next_available_at_ignores_excluded_providers(
-    providers: dict[str, ImageProvider], clock: Clock
+    providers: dict[str, ImageProvider], clock: ManualClock
 ) -> None:
     router = a_router(providers, clock, ["replicate", "aiml"])
     router.record_failure("replicate", ProviderRateLimited(5.0))

@@ -17,24 +17,12 @@ import pytest
 from aiohttp import web
 from PIL import Image as PillowImage
 
+from tests.factories import ManualClock
 from tests.fakes.fake_apikley import MODELS, FakeApikley, sign
 from tests.fakes.loopback import IMAGEN_PIXELS, ScriptedResponse
 
 START = 1_769_670_760.0
 BODY: dict[str, Any] = {"model": MODELS["fast"], "input": {"prompt": "a red fox"}}
-
-
-class ManualClock:
-    """A clock that moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Receiver:
@@ -67,7 +55,7 @@ class Receiver:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(START)
 
 
 @pytest.fixture

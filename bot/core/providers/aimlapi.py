@@ -98,10 +98,9 @@ class AimlProvider:
         """Nothing runs at AIML after its answer; there is nothing to cancel."""
 
     async def download(self, job: ProviderJob) -> list[Image]:
-        return [
-            await self._http.download_image(url, timeout=self._settings.request_timeout_seconds)
-            for url in job.output_urls
-        ]
+        return await self._http.download_images(
+            job.output_urls, timeout=self._settings.request_timeout_seconds
+        )
 
     async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:
         raise CallbackRejected(404, "AIML sends no callbacks")

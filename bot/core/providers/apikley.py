@@ -114,10 +114,9 @@ class ApikleyProvider:
         """The market API has no cancel endpoint; an unwanted task simply runs out."""
 
     async def download(self, job: ProviderJob) -> list[Image]:
-        return [
-            await self._http.download_image(url, timeout=self._settings.request_timeout_seconds)
-            for url in job.output_urls
-        ]
+        return await self._http.download_images(
+            job.output_urls, timeout=self._settings.request_timeout_seconds
+        )
 
     async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -145,6 +145,10 @@ class HttpClient:
         if not response.ok:
             raise error_for(response)
         return Image(response.body, sniff_extension(response.body))
+
+    async def download_images(self, urls: Sequence[str], *, timeout: float) -> list[Image]:
+        """Every image of a job, from hosts that need no credentials (CDNs, data: URIs)."""
+        return [await self.download_image(url, timeout=timeout) for url in urls]
 
     @staticmethod
     async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

@@ -33,7 +33,7 @@ from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.webhooks import sign_task, verify_task_signature
-from tests.factories import a_request, an_apikley_provider
+from tests.factories import ManualClock, a_request, an_apikley_provider
 from tests.fakes.fake_apikley import (
     FEATURE_DISABLED,
     FIELD_REQUIRED,
@@ -55,19 +55,9 @@ HMAC_KEY = "test-webhook-hmac-key"
 CALLBACK = "https://bot.example.com/callbacks/apikley?job=1&token=t"
 
 
-class ManualClock:
-    """A clock that moves only when a test says so, shared by the fake and the client."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(START)
 
 
 @pytest.fixture
@@ -750,7 +740,7 @@ async def test_unsigned_callback_is_rejected_when_a_key_is_configured(
 
 async def test_stale_signed_callback_is_rejected(http: HttpClient, clock: ManualClock) -> None:
     async with FakeApikley(clock=clock, webhook_hmac_key=HMAC_KEY) as fake:
-        later = ManualClock()
+        later = ManualClock(START)
         provider = an_apikley_provider(fake, http, webhook_key=HMAC_KEY, clock=later)
         async with Receiver([]) as receiver:
             headers, body = await delivered_callback(fake, provider, clock, receiver)

@@ -22,19 +22,11 @@ from bot.core.errors import (
 from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
-from tests.factories import a_replicate_provider, a_request
+from tests.factories import ManualClock, a_replicate_provider, a_request
 from tests.fakes.fake_replicate import FakeReplicate, problem, throttled
 from tests.fakes.loopback import ScriptedResponse
 
 CALLBACK = "https://bot.example.com/callbacks/replicate?job=1&token=t"
-
-
-class ManualClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def finished(provider: ReplicateProvider, fake: FakeReplicate) -> ProviderJob:
