@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import io
 import json
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -172,3 +172,27 @@ class FakeServer:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+class Receiver(FakeServer):
+    """A loopback endpoint standing in for the bot's listener: it records what a fake posts
+    to it (webhooks, callbacks) and answers with scripted statuses, then 200."""
+
+    def __init__(self, statuses: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.statuses = list(statuses)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/hook", self._hook)
+
+    @property
+    def url(self) -> str:
+        return self.origin + "/hook"
+
+    @property
+    def received(self) -> list[tuple[dict[str, str], bytes]]:
+        return [(posted.headers, posted.body) for posted in self.requests]
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)

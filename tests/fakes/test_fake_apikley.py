@@ -14,43 +14,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from PIL import Image as PillowImage
 
 from tests.factories import ManualClock
 from tests.fakes.fake_apikley import MODELS, FakeApikley, sign
-from tests.fakes.loopback import IMAGEN_PIXELS, ScriptedResponse
+from tests.fakes.loopback import IMAGEN_PIXELS, Receiver, ScriptedResponse
 
 START = 1_769_670_760.0
 BODY: dict[str, Any] = {"model": MODELS["fast"], "input": {"prompt": "a red fox"}}
-
-
-class Receiver:
-    """A loopback endpoint that records the callback posts it gets."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> Receiver:
-        app = web.Application()
-        app.router.add_post("/callback", self._callback)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/callback"
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
-    async def _callback(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        return web.json_response({"code": 200, "msg": "success"})
 
 
 @pytest.fixture

@@ -47,8 +47,7 @@ from tests.fakes.fake_apikley import (
     envelope,
     sign,
 )
-from tests.fakes.loopback import IMAGEN_PIXELS, ScriptedResponse
-from tests.fakes.test_fake_replicate import Receiver
+from tests.fakes.loopback import IMAGEN_PIXELS, Receiver, ScriptedResponse
 
 START = 1_769_670_760.0
 HMAC_KEY = "test-webhook-hmac-key"
@@ -585,7 +584,7 @@ async def test_real_callback_names_its_task(
     fake: FakeApikley, http: HttpClient, clock: ManualClock
 ) -> None:
     provider = an_apikley_provider(fake, http)
-    async with Receiver([]) as receiver:
+    async with Receiver() as receiver:
         headers, body = await delivered_callback(fake, provider, clock, receiver)
 
     proof = await provider.authenticate_callback(headers, body)
@@ -599,7 +598,7 @@ async def test_real_failure_callback_names_its_task(
 ) -> None:
     fake.fail_next()
     provider = an_apikley_provider(fake, http)
-    async with Receiver([]) as receiver:
+    async with Receiver() as receiver:
         headers, body = await delivered_callback(fake, provider, clock, receiver)
 
     proof = await provider.authenticate_callback(headers, body)
@@ -612,7 +611,7 @@ async def test_callback_recorded_by_the_fake_is_accepted(
     fake: FakeApikley, http: HttpClient, clock: ManualClock
 ) -> None:
     provider = an_apikley_provider(fake, http)
-    async with Receiver([]) as receiver:
+    async with Receiver() as receiver:
         await delivered_callback(fake, provider, clock, receiver)
     [delivery] = fake.callback_deliveries
 
@@ -626,7 +625,7 @@ async def test_duplicate_callbacks_give_the_same_proof_and_no_delivery_id(
 ) -> None:
     async with FakeApikley(clock=clock, callback_copies=2) as fake:
         provider = an_apikley_provider(fake, http)
-        async with Receiver([]) as receiver:
+        async with Receiver() as receiver:
             created = await provider.start(a_request(), callback_url=receiver.url)
             clock.now = fake.tasks[created.id].finished + 1
             await fake.wait_for_callbacks(2)
@@ -702,7 +701,7 @@ async def test_signed_callback_passes_with_the_configured_key(
 ) -> None:
     async with FakeApikley(clock=clock, webhook_hmac_key=HMAC_KEY) as fake:
         provider = an_apikley_provider(fake, http, webhook_key=HMAC_KEY)
-        async with Receiver([]) as receiver:
+        async with Receiver() as receiver:
             headers, body = await delivered_callback(fake, provider, clock, receiver)
 
         proof = await provider.authenticate_callback(CIMultiDict(headers), body)
@@ -716,7 +715,7 @@ async def test_callback_signed_with_another_key_is_rejected(
 ) -> None:
     async with FakeApikley(clock=clock, webhook_hmac_key="another-key") as fake:
         provider = an_apikley_provider(fake, http, webhook_key=HMAC_KEY)
-        async with Receiver([]) as receiver:
+        async with Receiver() as receiver:
             headers, body = await delivered_callback(fake, provider, clock, receiver)
 
     with pytest.raises(CallbackRejected) as raised:
@@ -729,7 +728,7 @@ async def test_unsigned_callback_is_rejected_when_a_key_is_configured(
     fake: FakeApikley, http: HttpClient, clock: ManualClock
 ) -> None:
     provider = an_apikley_provider(fake, http, webhook_key=HMAC_KEY)
-    async with Receiver([]) as receiver:
+    async with Receiver() as receiver:
         headers, body = await delivered_callback(fake, provider, clock, receiver)
 
     with pytest.raises(CallbackRejected) as raised:
@@ -742,7 +741,7 @@ async def test_stale_signed_callback_is_rejected(http: HttpClient, clock: Manual
     async with FakeApikley(clock=clock, webhook_hmac_key=HMAC_KEY) as fake:
         later = ManualClock(START)
         provider = an_apikley_provider(fake, http, webhook_key=HMAC_KEY, clock=later)
-        async with Receiver([]) as receiver:
+        async with Receiver() as receiver:
             headers, body = await delivered_callback(fake, provider, clock, receiver)
         later.now = clock.now + 301
 
