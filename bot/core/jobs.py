@@ -484,7 +484,9 @@ class JobService:
         assert job.provider_job_id is not None
         provider = self._providers[job.provider]
         grace = 0.0
-        if self._callback_url(provider.name, job):
+        # A provider known to call back gets a grace before the first poll; one that may
+        # not (a proxy) is polled at once, and a callback that does come still cuts a wait.
+        if provider.calls_back and self._callback_url(provider.name, job):
             submitted_at = (job.submitted_at or job.created_at).timestamp()
             grace = max(0.0, submitted_at + self._settings.callback_grace_seconds - self._clock())
         try:

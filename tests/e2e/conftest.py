@@ -39,6 +39,7 @@ class Providers:
     replicate: FakeReplicate
     aiml: FakeAiml
     apikley: FakeApikley
+    kkiai: FakeReplicate  # a Replicate-compatible proxy, as the seed documents
 
     def settings(self) -> dict[str, dict[str, Any]]:
         return {
@@ -46,6 +47,7 @@ class Providers:
                 "base_url": self.replicate.base_url,
                 "webhook_mode": "signed" if self.replicate.mode == "official" else "token",
             },
+            "kkiai": {"base_url": self.kkiai.base_url, "api_key_env": "KKIAI_API_KEY"},
             "aiml": {"type": "aimlapi", "base_url": self.aiml.base_url},
             "apikley": {"type": "apikley", "base_url": self.apikley.base_url},
         }
@@ -57,6 +59,7 @@ class Providers:
                 "replicate": SecretStr(self.replicate.token),
                 "aiml": SecretStr(self.aiml.token),
                 "apikley": SecretStr(self.apikley.token),
+                "kkiai": SecretStr(self.kkiai.token),
             },
             webhook_secrets={},
         )
@@ -157,8 +160,10 @@ async def runner(
     fake_replicate: FakeReplicate,
     fake_aiml: FakeAiml,
     fake_apikley: FakeApikley,
+    fake_proxy: FakeReplicate,
 ) -> BotRunner:
-    return BotRunner(tmp_path, fake_discord, Providers(fake_replicate, fake_aiml, fake_apikley))
+    providers = Providers(fake_replicate, fake_aiml, fake_apikley, fake_proxy)
+    return BotRunner(tmp_path, fake_discord, providers)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PillowImage
 
 from bot.core.domain import Tier
-from tests.e2e.conftest import BotRunner, RunningBot
+from tests.e2e.conftest import BotRunner
 from tests.fakes.fake_aiml import MODELS as AIML_MODELS
 from tests.fakes.fake_apikley import MODELS as APIKLEY_MODELS
 from tests.fakes.fake_replicate import throttled
@@ -39,14 +39,19 @@ def fields_of(post: dict[str, Any]) -> dict[str, str]:
         ("ultra", "google/imagen-4-ultra"),
     ],
 )
-async def test_replicate_serves_each_tier(bot: RunningBot, tier: str, model: str) -> None:
-    await bot.command("imagine", {"prompt": "a red fox", "tier": tier, "aspect_ratio": "4:3"})
+@pytest.mark.parametrize("provider", ["replicate", "kkiai"])
+async def test_replicate_and_its_proxy_serve_each_tier(
+    runner: BotRunner, provider: str, tier: str, model: str
+) -> None:
+    fake = runner.providers.replicate if provider == "replicate" else runner.providers.kkiai
+    async with runner.run(tiers=routed(provider)) as bot:
+        await bot.command("imagine", {"prompt": "a red fox", "tier": tier, "aspect_ratio": "4:3"})
 
-    [post] = await bot.channel_posts()
+        [post] = await bot.channel_posts()
 
     [attachment] = post["attachments"]
     assert picture(attachment) == ("JPEG", (1280, 896))
-    [prediction] = bot.replicate.predictions.values()
+    [prediction] = fake.predictions.values()
     assert prediction.model == model
 
 
@@ -76,6 +81,30 @@ async def test_apikley_serves_through_its_callback(runner: BotRunner) -> None:
     assert (task.model, task.input["negative_prompt"]) == (APIKLEY_MODELS["standard"], "snow")
     [callback] = runner.providers.apikley.callback_deliveries
     assert callback.status == 200
+
+
+async def test_duplicate_apikley_callbacks_post_the_image_once(runner: BotRunner) -> None:
+    runner.providers.apikley.callback_copies = 3
+    async with runner.run(tiers=routed("apikley")) as bot:
+        await bot.command("imagine", {"prompt": "a red fox"})
+        await bot.channel_posts()
+        await runner.providers.apikley.wait_for_callbacks(3)
+
+        posts = await bot.channel_posts()
+
+    assert len(posts) == 1
+
+
+async def test_a_missing_apikley_callback_is_made_up_for_by_polling(runner: BotRunner) -> None:
+    runner.providers.apikley.send_callbacks = False
+    jobs = {"poll_initial_seconds": 0.1, "poll_max_seconds": 0.5, "callback_grace_seconds": 0.5}
+    async with runner.run(tiers=routed("apikley"), jobs=jobs) as bot:
+        await bot.command("imagine", {"prompt": "a red fox"})
+
+        [post] = await bot.channel_posts()
+
+    assert len(post["attachments"]) == 1
+    assert runner.providers.apikley.callback_deliveries == []
 
 
 async def test_a_tier_across_all_three_types_survives_one_failing(runner: BotRunner) -> None:

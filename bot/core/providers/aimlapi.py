@@ -56,6 +56,7 @@ class AimlProvider:
         self._api_key = api_key
         self._http = http
         self._url = str(settings.base_url).rstrip("/") + "/images/generations"
+        self.calls_back = False
 
     def capabilities(self, tier: Tier) -> Capabilities:
         return CAPABILITIES

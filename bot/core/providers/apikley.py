@@ -67,6 +67,7 @@ class ApikleyProvider:
         self._http = http
         self._clock = clock
         self._base = str(settings.base_url).rstrip("/") + "/api/v1/jobs"
+        self.calls_back = True
 
     def capabilities(self, tier: Tier) -> Capabilities:
         return _CAPABILITIES[tier]

@@ -63,6 +63,9 @@ def utf16_length(text: str) -> int:
 
 class ImageProvider(Protocol):
     name: str
+    # Whether the provider is known to call the callback URL when a job ends (Replicate,
+    # Apikley); a proxy's callbacks are undocumented (providers.md §1.1), so it is polled.
+    calls_back: bool
 
     def capabilities(self, tier: Tier) -> Capabilities:
         """What this provider honours for the tier; the router never asks it for more."""

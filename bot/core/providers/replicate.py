@@ -62,6 +62,7 @@ class ReplicateProvider:
         self._clock = clock
         self._base = str(settings.base_url).rstrip("/")
         self._key: bytes | None = None
+        self.calls_back = settings.verifies_signatures
 
     def capabilities(self, tier: Tier) -> Capabilities:
         return CAPABILITIES
