@@ -61,11 +61,6 @@ UNCONFIRMED_CREATE = (
     "twice, the bot did not send it again. Please run /imagine again."
 )
 
-
-class UnconfirmedCreate(BotError):
-    """A create whose answer never came: the provider may have made the job."""
-
-
 INTERRUPTED_CREATE = (
     "The bot restarted while sending your request. To make sure you are never charged twice, "
     "it was not sent again. Please run /imagine again."
@@ -73,6 +68,10 @@ INTERRUPTED_CREATE = (
 # States in which the provider's answer is still awaited.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED})
 INTERNAL_ERROR = "An internal error stopped this job. The bot's operator has been told."
+
+
+class UnconfirmedCreate(BotError):
+    """A create whose answer never came: the provider may have made the job."""
 
 
 def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> GenerationRequest:

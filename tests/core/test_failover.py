@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from bot.core.providers.http import HttpClient
 from bot.core.providers.registry import build_providers
 from bot.core.routing import HealthState, Router, router_for
 from bot.core.storage.jobs import JobRepository
-from tests.factories import A_MEMBER, a_request, a_target
+from tests.factories import A_MEMBER, a_request, a_reservation, a_target
 from tests.fakes.fake_aiml import FakeAiml
 from tests.fakes.fake_apikley import MAINTENANCE, FakeApikley
 from tests.fakes.fake_replicate import FakeReplicate, throttled
@@ -117,11 +118,15 @@ class Fleet:
         return [await self.ended(job.id) for job in submission.jobs]
 
     async def ended(self, job_id: int) -> Job:
+        return await self.until(job_id, lambda job: job.state in FINISHED)
+
+    async def until(self, job_id: int, condition: Callable[[Job], bool]) -> Job:
+        """The job once ``condition`` holds: a database row announces nothing."""
         async with asyncio.timeout(15.0):
             while True:
                 job = await self.repository.get(job_id)
                 assert job is not None
-                if job.state in FINISHED:
+                if condition(job):
                     return job
                 await asyncio.sleep(0.02)
 
@@ -326,3 +331,38 @@ async def test_output_format_records_what_the_provider_made(fleet: Fleet) -> Non
 
     assert job.request.output_format.value == "png"
     assert [path.suffix for path in job.image_paths] == [".png"]
+
+
+async def test_a_restart_resumes_an_apikley_task_without_creating_it_again(
+    fleet: Fleet,
+) -> None:
+    fleet.apikley.processing_seconds = 1.0
+    service = await fleet.start(["apikley"])
+    submission = await service.submit(a_request(), a_target(), A_MEMBER)
+    [job] = submission.jobs
+    await fleet.until(job.id, lambda current: current.provider_job_id is not None)
+    await service.stop()
+
+    await fleet.start(["apikley"])
+
+    assert delivered_once(await fleet.ended(job.id))
+    assert fleet.apikley.create_count == 1
+    assert len(fleet.publisher.images) == 1
+
+
+async def test_after_a_restart_a_job_is_never_sent_where_it_may_exist(fleet: Fleet) -> None:
+    [job] = await fleet.repository.create(
+        a_request(), a_target(), callback_token="t", now=time.time(), reservation=a_reservation()
+    )
+    # Left by a run that timed out at Replicate and stopped before trying AIML.
+    await fleet.repository.mark_submitting(job.id, provider="replicate", now=time.time())
+    await fleet.repository.mark_not_submitted(
+        job.id, maybe_created_at=["replicate"], now=time.time()
+    )
+
+    await fleet.start(["replicate", "aiml"])
+    ended = await fleet.ended(job.id)
+
+    assert delivered_once(ended)
+    assert ended.provider == "aiml"
+    assert fleet.replicate.requests == []

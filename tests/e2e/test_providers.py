@@ -55,6 +55,21 @@ async def test_replicate_and_its_proxy_serve_each_tier(
     assert prediction.model == model
 
 
+async def test_several_images_from_replicate_come_as_one_post_each(runner: BotRunner) -> None:
+    async with runner.run() as bot:
+        _, reply = await bot.command("imagine", {"prompt": "a red fox", "count": 3})
+
+        posts = await bot.channel_posts(count=3)
+
+    [queued] = reply["data"]["embeds"]
+    assert "3 images" in {f["name"]: f["value"] for f in queued["fields"]}["Images"]
+    footers = sorted(post["embeds"][0]["footer"]["text"] for post in posts)
+    assert [footer.rsplit(" · ", 1)[1] for footer in footers] == [
+        f"image {n} of 3" for n in (1, 2, 3)
+    ]
+    assert runner.replicate.create_count == 3
+
+
 async def test_aiml_serves_several_images_in_one_post(runner: BotRunner) -> None:
     async with runner.run(tiers=routed("aiml")) as bot:
         await bot.command("imagine", {"prompt": "a red fox", "tier": "ultra", "count": 2})
