@@ -49,8 +49,9 @@ def _settings_line(job: Job) -> str:
 
 def not_applied_text(options: Collection[Option]) -> str:
     """Say plainly which chosen options the image service could not honour (issue 4)."""
-    names = ", ".join(sorted(option.value for option in options))
-    return f"The image service for this job cannot set the {names}, so it was not applied."
+    names = " or ".join(sorted(option.value for option in options))
+    it = "it was" if len(options) == 1 else "they were"
+    return f"The image service for this job cannot set the {names}, so {it} not applied."
 
 
 def queued_embed(

@@ -107,13 +107,15 @@ async def run_cli(*arguments: str, env: dict[str, str]) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-def provider_config(tmp_path: Path, fake: FakeReplicate, *, name: str) -> Path:
+def provider_config(
+    tmp_path: Path, base_url: str, *, name: str, provider_type: str = "replicate"
+) -> Path:
     config = tmp_path / "config.toml"
     config.write_text(
         f"""
 [providers.{name}]
-type = "replicate"
-base_url = "{fake.base_url}"
+type = "{provider_type}"
+base_url = "{base_url}"
 api_key_env = "FAKE_PROVIDER_KEY"
 
 [jobs]
@@ -128,7 +130,7 @@ poll_max_seconds = 0.5
 @pytest.mark.parametrize("mode", ["official", "proxy"])
 async def test_generate_writes_a_real_image_from_replicate(tmp_path: Path, mode: str) -> None:
     async with FakeReplicate(mode=mode) as fake:  # type: ignore[arg-type]
-        config = provider_config(tmp_path, fake, name=mode)
+        config = provider_config(tmp_path, fake.base_url, name=mode)
         code, stdout, stderr = await run_cli(
             "generate",
             "a lighthouse at dusk",
@@ -153,7 +155,7 @@ async def test_generate_writes_a_real_image_from_replicate(tmp_path: Path, mode:
 async def test_generate_reports_a_safety_block_and_writes_nothing(tmp_path: Path) -> None:
     async with FakeReplicate() as fake:
         fake.fail_next()
-        config = provider_config(tmp_path, fake, name="replicate")
+        config = provider_config(tmp_path, fake.base_url, name="replicate")
         code, stdout, stderr = await run_cli(
             "generate",
             "something flagged",
@@ -211,19 +213,8 @@ base_url = "{fake_apikley.base_url}"
 async def test_generate_writes_several_images_from_apikley(
     tmp_path: Path, fake_apikley: FakeApikley
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[providers.apikley]
-type = "apikley"
-base_url = "{fake_apikley.base_url}"
-api_key_env = "FAKE_PROVIDER_KEY"
-
-[jobs]
-poll_initial_seconds = 0.05
-poll_max_seconds = 0.2
-""",
-        encoding="utf-8",
+    config = provider_config(
+        tmp_path, fake_apikley.base_url, name="apikley", provider_type="apikley"
     )
 
     code, stdout, stderr = await run_cli(
