@@ -107,10 +107,11 @@ class Router:
             return
         # None accepts it, so every one of them has a limit.
         longest = max(each.max_prompt_length or 0 for each in capabilities)
+        length = utf16_length(request.prompt)
+        counted = " (emoji count twice)" if length != len(request.prompt) else ""
         raise InvalidRequest(
-            f"Your prompt is {utf16_length(request.prompt)} characters long (emoji count "
-            f"twice); the image service for this tier takes at most {longest}. Please "
-            "shorten it."
+            f"Your prompt is {length} characters long{counted}; the image service for this "
+            f"tier takes at most {longest}. Please shorten it."
         )
 
     def images_per_job(self, request: GenerationRequest) -> int:

@@ -265,3 +265,12 @@ def test_next_available_at_ignores_excluded_providers(
     assert router.next_available_at(a_request()) == clock.now + 5
     assert router.next_available_at(a_request(), exclude={"replicate"}) == clock.now + 20
     assert router.next_available_at(a_request(), exclude={"replicate", "aiml"}) is None
+
+
+def test_the_refusal_explains_that_emoji_count_twice(
+    providers: dict[str, ImageProvider], clock: ManualClock
+) -> None:
+    router = a_router(providers, clock, ["aiml"])
+
+    with pytest.raises(InvalidRequest, match=r"401 characters long \(emoji count twice\)"):
+        router.check(a_request("\N{FOX FACE}" + "x" * 399))
