@@ -260,7 +260,8 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     routing: RoutingSettings = RoutingSettings()
     providers: dict[str, ProviderSettings] = Field(default_factory=_official_replicate)
-    tiers: dict[Tier, TierSettings]
+    # Filled for every tier by _tier_defaults; the default only tells type checkers so.
+    tiers: dict[Tier, TierSettings] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

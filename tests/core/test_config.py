@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.config import ConfigInvalid, Settings, load_settings, read_secrets
+from bot.core.config import (
+    ConfigInvalid,
+    ReplicateProviderSettings,
+    Settings,
+    load_settings,
+    read_secrets,
+)
 from bot.core.domain import Tier
 
 
@@ -17,7 +23,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None)
-    assert settings.providers["replicate"].is_official
+    replicate = settings.providers["replicate"]
+    assert isinstance(replicate, ReplicateProviderSettings)
+    assert replicate.is_official
     assert all(settings.tiers[tier].providers == ["replicate"] for tier in Tier)
     assert settings.webhook.public_url is None
 
@@ -46,8 +54,11 @@ def test_two_replicate_providers_work_side_by_side(tmp_path: Path) -> None:
             """,
         )
     )
-    assert settings.providers["replicate"].verifies_signatures
-    assert not settings.providers["kkiai"].verifies_signatures
+    official, proxy = settings.providers["replicate"], settings.providers["kkiai"]
+    assert isinstance(official, ReplicateProviderSettings)
+    assert isinstance(proxy, ReplicateProviderSettings)
+    assert official.verifies_signatures
+    assert not proxy.verifies_signatures
     assert settings.tiers[Tier.FAST].providers == ["kkiai", "replicate"]
 
 

@@ -97,11 +97,11 @@ class Fleet:
             },
             webhook_secrets={},
         )
-        providers = build_providers(settings, secrets, self.http)
-        self.router = router_for(settings, providers)
+        clients = build_providers(settings, secrets, self.http)
+        self.router = router_for(settings, clients)
         self.service = job_service(
             self.connection,
-            providers=providers,
+            providers=clients,
             router=self.router,
             publisher=self.publisher,
             images=ImageStore(self.tmp_path / "images"),

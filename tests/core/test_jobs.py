@@ -440,6 +440,7 @@ async def test_canceling_a_running_job_cancels_it_at_the_provider(bench: Bench) 
 
     assert (canceled.state, canceled.charge) == (JobState.CANCELED, Charge.RELEASED)
     [cancel] = bench.fake.requests_to("POST", "/cancel")
+    assert submitted.provider_job_id is not None
     assert submitted.provider_job_id in cancel.path
     assert bench.publisher.failed_jobs == []
 

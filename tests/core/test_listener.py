@@ -40,6 +40,9 @@ class NeverPublishes:
     async def publish_failure(self, *_: object) -> None:
         raise AssertionError("callbacks must not publish")
 
+    async def publish_progress(self, *_: object) -> None:
+        raise AssertionError("callbacks must not publish")
+
 
 @pytest.fixture
 async def client(

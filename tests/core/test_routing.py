@@ -12,7 +12,7 @@ from bot.core.config import (
     RoutingSettings,
     TierSettings,
 )
-from bot.core.domain import Option, OutputFormat, Tier
+from bot.core.domain import GenerationRequest, Option, OutputFormat, Tier
 from bot.core.errors import (
     InvalidRequest,
     ProviderRateLimited,
@@ -72,8 +72,8 @@ def a_router(
     )
 
 
-def names(router: Router, **request: object) -> list[str]:
-    return [route.provider.name for route in router.routes(a_request(**request))]
+def names(router: Router, request: GenerationRequest | None = None) -> list[str]:
+    return [route.provider.name for route in router.routes(request or a_request())]
 
 
 def test_the_tiers_order_decides_when_every_provider_can_honour_the_request(
@@ -89,7 +89,7 @@ def test_a_provider_honouring_a_chosen_option_goes_first(
 ) -> None:
     router = a_router(providers, clock, ["replicate", "aiml", "apikley"])
 
-    assert names(router, negative_prompt="blur") == ["apikley", "replicate", "aiml"]
+    assert names(router, a_request(negative_prompt="blur")) == ["apikley", "replicate", "aiml"]
 
 
 def test_a_route_names_the_chosen_options_it_cannot_apply(
@@ -151,7 +151,7 @@ def test_a_prompt_too_long_for_one_provider_goes_to_another(
 
     router.check(a_request(long_prompt))
 
-    assert names(router, prompt=long_prompt) == ["replicate"]
+    assert names(router, a_request(long_prompt)) == ["replicate"]
 
 
 def test_a_tier_without_a_running_provider_is_refused(clock: ManualClock) -> None:

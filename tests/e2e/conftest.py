@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ class RunningBot:
     providers: Providers
 
     async def command(
-        self, name: str, options: dict[str, object] | None = None, **kwargs: Any
+        self, name: str, options: Mapping[str, object] | None = None, **kwargs: Any
     ) -> tuple[FakeInteraction, dict[str, Any]]:
         """Invoke a slash command; return the interaction and the bot's reply payload."""
         interaction = await self.discord.invoke_slash_command(name, options, **kwargs)

@@ -238,4 +238,7 @@ async def test_the_provider_records_what_it_could_not_apply(repository: JobRepos
 
     loaded = await repository.get(job.id)
     assert loaded is not None
-    assert (loaded.request.output_format, loaded.not_applied) == (OutputFormat.PNG, {Option.SAFETY})
+    assert (loaded.request.output_format, loaded.not_applied) == (
+        OutputFormat.PNG,
+        frozenset({Option.SAFETY}),
+    )
