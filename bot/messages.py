@@ -117,6 +117,15 @@ def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str])
         )
     if job.not_applied:
         embed.add_field(name="Note", value=not_applied_text(job.not_applied), inline=False)
+    if len(job.image_paths) < job.request.image_count:
+        embed.add_field(
+            name="Fewer images",
+            value=(
+                f"{len(job.image_paths)} of the {job.request.image_count} images came back (the "
+                "service filtered the others); you were charged only for these."
+            ),
+            inline=False,
+        )
     if image_filename is not None:
         embed.set_image(url=f"attachment://{image_filename}")
     if oversized:

@@ -79,6 +79,16 @@ class ProviderOutOfCredits(ProviderAuthError):
     )
 
 
+class ProviderMisconfigured(ProviderError):
+    """The provider does not serve this model or feature (a retired Imagen model, a feature
+    disabled on the account: providers.md §0, §3.2); another provider may."""
+
+    user_message = (
+        "The image service is not set up for this request. A server admin needs to check the "
+        "bot's configuration."
+    )
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request itself (HTTP 4xx validation); retrying cannot help."""
 

@@ -26,6 +26,7 @@ from bot.core.domain import (
     JobState,
     Member,
     Option,
+    OutputFormat,
     Tier,
 )
 from bot.core.errors import (
@@ -68,6 +69,13 @@ INTERRUPTED_CREATE = (
 # States in which the provider's answer is still awaited.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED})
 INTERNAL_ERROR = "An internal error stopped this job. The bot's operator has been told."
+
+
+def _format_of(image: Image) -> OutputFormat | None:
+    try:
+        return OutputFormat(image.extension)
+    except ValueError:
+        return None
 
 
 class UnconfirmedCreate(BotError):
@@ -188,7 +196,7 @@ class JobService:
         self._progress_sent: dict[int, tuple[int, float]] = {}
         self._callbacks: dict[int, asyncio.Event] = {}
         self._dispatcher: asyncio.Task[None] | None = None
-        self._creates: set[asyncio.Future[ProviderJob]] = set()
+        self._creates: set[asyncio.Future[ProviderJob | None]] = set()
 
     # ----------------------------------------------------------------- requests from members
 
@@ -400,17 +408,23 @@ class JobService:
         the job, so they are held once whichever provider makes the image.
         """
         last_error: BotError = ProviderUnavailable(detail="no provider available")
-        tries = CREATE_ATTEMPTS * len(self._tiers[job.request.tier].providers)
-        for _ in range(tries):
+        attempts_left = CREATE_ATTEMPTS * len(self._tiers[job.request.tier].providers)
+        deadline = self._deadline(job)
+        while attempts_left:
+            if self._clock() >= deadline:
+                return await self._fail(job, DeadlineExceeded(detail="deadline before a create"))
             routes = self._router.routes(job.request, exclude=job.maybe_created_at)
             if not routes:
+                # Waiting out a provider's back-off or rate window costs no attempt.
                 ready_at = self._router.next_available_at(job.request, exclude=job.maybe_created_at)
-                wait = None if ready_at is None else ready_at - self._clock()
-                if wait is None or wait > MAX_RETRY_WAIT_SECONDS:
-                    return await self._fail(job, last_error)
-                await asyncio.sleep(wait)
+                if ready_at is None or ready_at - self._clock() > MAX_RETRY_WAIT_SECONDS:
+                    break
+                await asyncio.sleep(max(0.0, min(ready_at, deadline) - self._clock()))
                 continue
+            attempts_left -= 1
             route = routes[0]
+            # Counted before any await, so concurrent jobs cannot all pass the rate check.
+            self._router.record_create(route.provider.name)
             create = asyncio.ensure_future(self._create_once(route, job))
             self._creates.add(create)
             create.add_done_callback(self._creates.discard)
@@ -426,27 +440,24 @@ class JobService:
                 last_error = exc
             else:
                 submitted = await self._load(job.id)
-                if created.status is ProviderStatus.PENDING:
+                if created is None or created.status is ProviderStatus.PENDING:
                     return submitted
                 return await self._complete(submitted, created)
             job = await self._load(job.id)
         return await self._fail(job, last_error)
 
-    async def _create_once(self, route: Route, job: Job) -> ProviderJob:
+    async def _create_once(self, route: Route, job: Job) -> ProviderJob | None:
         """One create inside the ``submitting`` window, recorded before and after sending.
 
-        Raises the provider's error with the job queued again, or UnconfirmedCreate with the
-        provider added to the job's ``maybe_created_at``.
+        Returns None, sending nothing, when the job left the queue meanwhile (the member
+        canceled it). Raises the provider's error with the job queued again, or
+        UnconfirmedCreate with the provider added to the job's ``maybe_created_at``.
         """
         provider = route.provider
-        await self._jobs.mark_submitting(
-            job.id,
-            provider=provider.name,
-            output_format=route.request.output_format,
-            not_applied=route.not_applied,
-            now=self._clock(),
-        )
-        self._router.record_create(provider.name)
+        if not await self._jobs.mark_submitting(
+            job.id, provider=provider.name, not_applied=route.not_applied, now=self._clock()
+        ):
+            return None
         sent_at = self._clock()
         try:
             created = await provider.start(
@@ -511,8 +522,16 @@ class JobService:
         except ProviderError as exc:
             return await self._fail(job, exc)
         paths = await self._images.save(f"job-{job.id}", images)
+        # A provider may return fewer images than asked (the rest filtered): only those made
+        # are charged. The format is the one the provider actually produced.
+        made = min(len(images), job.request.image_count)
         await self._jobs.mark_succeeded(
-            job.id, image_paths=paths, effective_prompt=snapshot.prompt_used, now=self._clock()
+            job.id,
+            image_paths=paths,
+            effective_prompt=snapshot.prompt_used,
+            output_format=_format_of(images[0]) if images else None,
+            credits=job.credits * made // job.request.image_count,
+            now=self._clock(),
         )
         log.info("job %s succeeded with %d image(s)", job.id, len(paths))
         return await self._load(job.id)

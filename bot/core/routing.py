@@ -23,6 +23,8 @@ from bot.core.providers.base import ImageProvider, utf16_length
 
 # Error rate and latency are shown over this many recent calls.
 RECENT_CALLS = 20
+# While a circuit's one trial call after its cool-down runs, other jobs look again this often.
+PROBE_WAIT_SECONDS = 1.0
 
 
 class HealthState(enum.StrEnum):
@@ -61,6 +63,7 @@ class _Health:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
     creates: deque[float] = field(default_factory=deque)
     last_error: str | None = None
+    probing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,8 @@ class Router:
     def available_at(self, name: str) -> float:
         health = self._health[name]
         moment = max(health.backoff_until, health.open_until)
+        if health.probing:
+            moment = max(moment, self._clock() + PROBE_WAIT_SECONDS)
         limit = self._limits.get(name)
         if limit is not None and limit.count:
             window_start = self._clock() - limit.window_seconds
@@ -184,11 +189,18 @@ class Router:
         return moment
 
     def record_create(self, name: str) -> None:
-        """Count a create against the provider's rate limit, before it is sent."""
-        self._health[name].creates.append(self._clock())
+        """Count a create against the provider's rate limit, before it is sent; after an open
+        circuit's cool-down, the first one is the only trial until it answers (half-open)."""
+        health = self._health[name]
+        if health.failures_in_a_row >= self._settings.failure_threshold:
+            health.probing = True
+        limit = self._limits.get(name)
+        if limit is not None and limit.count:
+            health.creates.append(self._clock())
 
     def record_success(self, name: str, latency: float) -> None:
         health = self._health[name]
+        health.probing = False
         health.failures_in_a_row = 0
         health.backoff_until = 0.0
         health.outcomes.append(True)
@@ -197,9 +209,10 @@ class Router:
     def record_failure(self, name: str, error: ProviderError) -> None:
         """Count a provider's own fault; the request's faults (validation, safety) say nothing
         about its health."""
+        health = self._health[name]
+        health.probing = False
         if not error.provider_fault:
             return
-        health = self._health[name]
         now = self._clock()
         health.failures_in_a_row += 1
         health.outcomes.append(False)

@@ -5,6 +5,7 @@ member is charged once or not at all."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 
 from bot.core.config import Secrets, Settings
 from bot.core.domain import Charge, Job, JobState, Option, Tier
-from bot.core.errors import SafetyBlocked
+from bot.core.errors import DeadlineExceeded, SafetyBlocked
 from bot.core.images import ImageStore
 from bot.core.jobs import UNCONFIRMED_CREATE, JobService
 from bot.core.providers.http import HttpClient
@@ -28,7 +29,7 @@ from tests.factories import A_MEMBER, a_request, a_reservation, a_target
 from tests.fakes.fake_aiml import FakeAiml
 from tests.fakes.fake_apikley import MAINTENANCE, FakeApikley
 from tests.fakes.fake_replicate import FakeReplicate, throttled
-from tests.fakes.loopback import ScriptedResponse
+from tests.fakes.loopback import ScriptedResponse, render_image
 from tests.fakes.recording_publisher import RecordingPublisher
 from tests.services import job_service
 
@@ -73,7 +74,11 @@ class Fleet:
         }
 
     async def start(
-        self, order: list[str], *, providers: dict[str, dict[str, Any]] | None = None
+        self,
+        order: list[str],
+        *,
+        providers: dict[str, dict[str, Any]] | None = None,
+        deadline_seconds: float = 600.0,
     ) -> JobService:
         sections = self.provider_sections()
         for name, overrides in (providers or {}).items():
@@ -81,7 +86,10 @@ class Fleet:
         settings = Settings.model_validate(
             {
                 "providers": sections,
-                "tiers": {tier.value: {"providers": order} for tier in Tier},
+                "tiers": {
+                    tier.value: {"providers": order, "deadline_seconds": deadline_seconds}
+                    for tier in Tier
+                },
                 "jobs": {"poll_initial_seconds": 0.02, "poll_max_seconds": 0.1},
                 "routing": {"failure_threshold": 3, "cooldown_seconds": 60},
                 "queue": {"max_queued_per_member": 20},
@@ -366,3 +374,44 @@ async def test_after_a_restart_a_job_is_never_sent_where_it_may_exist(fleet: Fle
     assert delivered_once(ended)
     assert ended.provider == "aiml"
     assert fleet.replicate.requests == []
+
+
+async def test_a_job_canceled_while_its_provider_is_busy_is_never_sent(fleet: Fleet) -> None:
+    fleet.replicate.script_create(throttled(retry_after=1.0))
+    service = await fleet.start(["replicate"])
+    [job] = (await service.submit(a_request(), a_target(), A_MEMBER)).jobs
+    await fleet.until(job.id, lambda _: len(fleet.replicate.requests_to("POST", "/models/")) == 1)
+
+    canceled = await service.cancel(job.id, A_MEMBER)
+    await asyncio.sleep(1.5)  # past the Retry-After, when a second create would go out
+
+    assert (canceled.state, canceled.charge) == (JobState.CANCELED, Charge.RELEASED)
+    assert len(fleet.replicate.requests_to("POST", "/models/")) == 1
+
+
+async def test_a_busy_provider_cannot_keep_a_job_past_its_deadline(fleet: Fleet) -> None:
+    fleet.replicate.script_create(*(throttled(retry_after=5.0) for _ in range(3)))
+    await fleet.start(["replicate"], deadline_seconds=1.0)
+
+    [job] = await fleet.run()
+
+    assert (job.error, job.charge) == (DeadlineExceeded().user_message, Charge.RELEASED)
+    assert len(fleet.replicate.requests_to("POST", "/models/")) == 1
+
+
+async def test_only_the_images_that_came_back_are_charged(fleet: Fleet) -> None:
+    png = render_image("a fox", "1:1", png=True)[0]
+    inline = {"b64_json": base64.b64encode(png).decode(), "url": None, "mime_type": "image/png"}
+    fleet.aiml.script_generation(
+        ScriptedResponse.json(200, {"data": [inline, inline], "meta": {"usage": {}}})
+    )
+    await fleet.start(["aiml"])
+
+    [job] = await fleet.run(image_count=4)
+
+    assert (job.state, job.charge, len(job.image_paths)) == (
+        JobState.DELIVERED,
+        Charge.COMMITTED,
+        2,
+    )
+    assert job.credits == 2  # of the 4 reserved

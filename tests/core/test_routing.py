@@ -274,3 +274,32 @@ def test_the_refusal_explains_that_emoji_count_twice(
 
     with pytest.raises(InvalidRequest, match=r"401 characters long \(emoji count twice\)"):
         router.check(a_request("\N{FOX FACE}" + "x" * 399))
+
+
+def test_after_the_cool_down_one_trial_call_goes_first(
+    providers: dict[str, ImageProvider], clock: ManualClock
+) -> None:
+    router = a_router(providers, clock, ["replicate"])
+    for _ in range(3):
+        router.record_failure("replicate", ProviderUnavailable())
+    clock.advance(60)
+
+    assert names(router) == ["replicate"]
+    router.record_create("replicate")
+    assert names(router) == []  # the others wait for the trial's answer
+    router.record_success("replicate", 1.0)
+    assert names(router) == ["replicate"]
+
+
+def test_a_failed_trial_call_opens_the_circuit_again(
+    providers: dict[str, ImageProvider], clock: ManualClock
+) -> None:
+    router = a_router(providers, clock, ["replicate"])
+    for _ in range(3):
+        router.record_failure("replicate", ProviderUnavailable())
+    clock.advance(60)
+    router.record_create("replicate")
+
+    router.record_failure("replicate", ProviderUnavailable())
+
+    assert router.available_at("replicate") == clock.now + 60

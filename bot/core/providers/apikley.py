@@ -19,6 +19,7 @@ from bot.core.errors import (
     GenerationFailed,
     ProviderAuthError,
     ProviderError,
+    ProviderMisconfigured,
     ProviderOutOfCredits,
     ProviderRateLimited,
     ProviderRejected,
@@ -45,6 +46,10 @@ _CAPABILITIES = {
 }
 # Moderation refusals arrive as state "fail" with text like this (providers.md §3.3).
 _SAFETY_MARKERS = ("prohibited", "sensitive", "safety", "nsfw", "moderation", "policy")
+
+
+class UnknownOrInvalid(ProviderRejected):
+    """Envelope code 422: a validation error on createTask, an unknown task on recordInfo."""
 
 
 class ApikleyProvider:
@@ -100,7 +105,7 @@ class ApikleyProvider:
         try:
             query = urlencode({"taskId": provider_job_id})
             data = await self._call("GET", f"{self._base}/recordInfo?{query}")
-        except ProviderRejected as exc:
+        except UnknownOrInvalid as exc:
             # "recordInfo is null": the task is unknown, so it will never finish (§0.7).
             return ProviderJob(
                 provider_job_id,
@@ -137,7 +142,7 @@ class ApikleyProvider:
 
     async def check_key(self) -> str:
         """recordInfo of a task that cannot exist: 401 for a bad key, 422 for a good one."""
-        with contextlib.suppress(ProviderRejected):  # "recordInfo is null": the key works
+        with contextlib.suppress(UnknownOrInvalid):  # "recordInfo is null": the key works
             await self._call("GET", f"{self._base}/recordInfo?taskId=imagine-bot-key-check")
         return "key accepted"
 
@@ -174,7 +179,11 @@ def _envelope_error(code: int, response: HttpResponse) -> ProviderError:
     if code == 455:
         # Maintenance: the task was refused, so nothing was created either.
         return ProviderUnavailable(detail=detail, request_was_sent=False)
-    if code in (400, 404, 422, 505):
+    if code == 422:
+        return UnknownOrInvalid(detail=detail)
+    if code in (404, 505):
+        return ProviderMisconfigured(detail=detail)
+    if code == 400:
         return ProviderRejected(detail=detail)
     if code == 501:
         return GenerationFailed(detail=detail)

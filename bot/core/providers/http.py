@@ -17,6 +17,7 @@ import aiohttp
 from bot.core.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderMisconfigured,
     ProviderRateLimited,
     ProviderRejected,
     ProviderTimeout,
@@ -85,6 +86,8 @@ def error_for(response: HttpResponse) -> ProviderError:
         return ProviderAuthError(detail=detail)
     if response.status == 429:
         return ProviderRateLimited(response.retry_after(), detail=detail)
+    if response.status == 404:
+        return ProviderMisconfigured(detail=detail)
     if 400 <= response.status < 500:
         return ProviderRejected(detail=detail)
     return ProviderUnavailable(detail=detail)

@@ -261,25 +261,19 @@ class JobRepository:
         job_id: int,
         *,
         provider: str,
-        output_format: OutputFormat | None = None,
         not_applied: Collection[Option] = (),
         now: float,
     ) -> bool:
-        """Record where a create is about to be sent, and what it will apply, before it is.
-
-        ``output_format`` replaces the requested one when the provider makes another.
-        """
-        changes: dict[str, Any] = {"not_applied": _options_column(not_applied)}
-        if output_format is not None:
-            changes["output_format"] = output_format.value
+        """Record where a create is about to be sent, and what it will not apply, before it
+        is; False if the job is no longer queued (canceled meanwhile)."""
         return await self._transition(
             job_id,
             (JobState.QUEUED,),
             JobState.SUBMITTING,
             now,
             provider=provider,
+            not_applied=_options_column(not_applied),
             attempts=_INCREMENT,
-            **changes,
         )
 
     async def mark_not_submitted(
@@ -315,8 +309,17 @@ class JobRepository:
         *,
         image_paths: list[Path],
         effective_prompt: str | None = None,
+        output_format: OutputFormat | None = None,
+        credits: int | None = None,
         now: float,
     ) -> bool:
+        """The images exist. ``output_format`` is what the provider made, ``credits`` what
+        the images that came back cost (less than reserved when some were filtered out)."""
+        changes: dict[str, Any] = {}
+        if output_format is not None:
+            changes["output_format"] = output_format.value
+        if credits is not None:
+            changes["credits"] = Expression(f"MIN(credits, {int(credits)})")
         return await self._transition(
             job_id,
             (JobState.SUBMITTED,),
@@ -325,6 +328,7 @@ class JobRepository:
             image_paths=json.dumps([str(p) for p in image_paths]),
             effective_prompt=effective_prompt,
             finished_at=now,
+            **changes,
         )
 
     async def mark_failed(self, job_id: int, *, error: str, now: float) -> bool:

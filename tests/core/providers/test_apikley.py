@@ -22,6 +22,7 @@ from bot.core.errors import (
     GenerationFailed,
     ProviderAuthError,
     ProviderError,
+    ProviderMisconfigured,
     ProviderOutOfCredits,
     ProviderRateLimited,
     ProviderRejected,
@@ -29,7 +30,7 @@ from bot.core.errors import (
     ResultUnavailable,
     SafetyBlocked,
 )
-from bot.core.providers.apikley import ApikleyProvider
+from bot.core.providers.apikley import ApikleyProvider, UnknownOrInvalid
 from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.webhooks import sign_task, verify_task_signature
@@ -293,8 +294,8 @@ async def test_rate_limit_carries_retry_after(fake: FakeApikley, http: HttpClien
         (RATE_LIMITED, ProviderRateLimited),
         (MAINTENANCE, ProviderUnavailable),
         (SERVER_ERROR, ProviderUnavailable),
-        (VALIDATION_ERROR, ProviderRejected),
-        (FEATURE_DISABLED, ProviderRejected),
+        (VALIDATION_ERROR, UnknownOrInvalid),
+        (FEATURE_DISABLED, ProviderMisconfigured),
         (ScriptedResponse.html(502), ProviderUnavailable),
     ],
     ids=["401", "402", "429", "455", "500", "422", "505", "html-502"],

@@ -13,6 +13,7 @@ from bot.core.errors import (
     CallbackRejected,
     GenerationFailed,
     ProviderAuthError,
+    ProviderMisconfigured,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -148,12 +149,12 @@ async def test_validation_error_is_a_rejection_and_creates_nothing(
     assert fake_replicate.create_count == 0
 
 
-async def test_unknown_model_is_a_rejection(
+async def test_an_unknown_model_is_a_misconfiguration_another_provider_may_not_share(
     fake_replicate: FakeReplicate, http: HttpClient
 ) -> None:
     provider = a_replicate_provider(fake_replicate, http, models={"fast": "google/imagen-9"})
 
-    with pytest.raises(ProviderRejected):
+    with pytest.raises(ProviderMisconfigured):
         await provider.start(a_request(), callback_url=None)
 
 

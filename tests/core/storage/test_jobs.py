@@ -228,17 +228,25 @@ async def test_an_unconfirmed_create_queues_the_job_again_never_to_that_provider
 async def test_the_provider_records_what_it_could_not_apply(repository: JobRepository) -> None:
     job = await stored_job(repository)
 
-    await repository.mark_submitting(
-        job.id,
-        provider="apikley",
-        output_format=OutputFormat.PNG,
-        not_applied=[Option.SAFETY],
-        now=2,
+    await repository.mark_submitting(job.id, provider="apikley", not_applied=[Option.SAFETY], now=2)
+
+    loaded = await repository.get(job.id)
+    assert loaded is not None
+    assert loaded.not_applied == {Option.SAFETY}
+
+
+async def test_success_records_the_format_made_and_charges_only_images_made(
+    repository: JobRepository,
+) -> None:
+    job = await stored_job(
+        repository, a_request(image_count=4), reservation=a_reservation(credits=4)
+    )
+    await move_to_submitted(repository, job.id)
+
+    await repository.mark_succeeded(
+        job.id, image_paths=[], output_format=OutputFormat.PNG, credits=2, now=4
     )
 
     loaded = await repository.get(job.id)
     assert loaded is not None
-    assert (loaded.request.output_format, loaded.not_applied) == (
-        OutputFormat.PNG,
-        frozenset({Option.SAFETY}),
-    )
+    assert (loaded.request.output_format, loaded.credits) == (OutputFormat.PNG, 2)
