@@ -56,10 +56,15 @@ async def assemble(
     async with contextlib.AsyncExitStack() as stack:
         database = await open_database(settings.database.path)
         stack.push_async_callback(database.close)
+        # Admin changes are multi-statement transactions. On a connection of their own no
+        # job write can land inside one and be rolled back with it; SQLite serialises the
+        # two connections' writes (WAL, busy_timeout).
+        settings_database = await open_database(settings.database.path)
+        stack.push_async_callback(settings_database.close)
         providers = await stack.enter_async_context(provider_clients(settings, secrets))
         repository = JobRepository(database)
         quotas = QuotaService(
-            repository=QuotaRepository(database),
+            repository=QuotaRepository(settings_database),
             jobs=repository,
             tiers=settings.tiers,
             quotas=settings.quotas,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,13 @@ class RunningBot:
     replicate: FakeReplicate
     application: Application
     providers: Providers
+    database: Path
+
+    def job_states(self) -> list[str]:
+        """Every job's state, read as another process would: the post reaches Discord just
+        before the bot records it as delivered."""
+        with contextlib.closing(sqlite3.connect(self.database)) as connection:
+            return [row[0] for row in connection.execute("SELECT state FROM jobs ORDER BY id")]
 
     async def command(
         self, name: str, options: Mapping[str, object] | None = None, **kwargs: Any
@@ -140,7 +148,13 @@ class BotRunner:
             try:
                 # on_ready comes after login, command sync and the guild: the bot is all set.
                 await eventually(application.bot.is_ready)
-                yield RunningBot(self.discord, self.replicate, application, self.providers)
+                yield RunningBot(
+                    self.discord,
+                    self.replicate,
+                    application,
+                    self.providers,
+                    settings.database.path,
+                )
             finally:
                 stop.set()
                 await serving

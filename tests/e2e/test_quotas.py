@@ -118,6 +118,7 @@ async def test_every_admin_change_shows_in_the_audit(bot: RunningBot) -> None:
 async def test_usage_report_comes_with_a_csv(bot: RunningBot) -> None:
     await bot.command("imagine", {"prompt": "a red fox", "tier": "standard"})
     await bot.channel_posts()
+    await eventually(lambda: bot.job_states() == ["delivered"])
 
     _, reply = await bot.command("imagine-admin usage", {"period": "month"})
 
