@@ -157,8 +157,9 @@ class ApikleyProvider:
         )
         payload = response.json()
         if not isinstance(payload, dict) or not isinstance(payload.get("code"), int):
-            # A gateway's HTML page, or anything else that is not the envelope.
-            if not response.ok:
+            # The API answers every call with its envelope; anything else is a gateway's page
+            # in front of it, whatever its status, so it says nothing about the job itself.
+            if response.status == 429:
                 raise error_for(response)
             raise ProviderUnavailable(detail=response.detail())
         if payload["code"] != 200:

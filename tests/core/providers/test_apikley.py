@@ -560,10 +560,13 @@ async def test_rate_limited_poll_raises_rather_than_failing_the_task(
         await provider.fetch(created.id)
 
 
-async def test_poll_of_an_html_page_is_unavailable(fake: FakeApikley, http: HttpClient) -> None:
+@pytest.mark.parametrize("status", [503, 404])
+async def test_poll_of_a_gateway_page_is_unavailable_not_a_verdict(
+    fake: FakeApikley, http: HttpClient, status: int
+) -> None:
     provider = an_apikley_provider(fake, http)
     created = await provider.start(a_request(), callback_url=None)
-    fake.script_record(ScriptedResponse.html(503))
+    fake.script_record(ScriptedResponse.html(status))
 
     with pytest.raises(ProviderUnavailable):
         await provider.fetch(created.id)
