@@ -155,7 +155,7 @@ async def _generate_once(
             provider,
             snapshot.id,
             deadline=time.time() + settings.tiers[request.tier].deadline_seconds,
-            waits=poll_waits(settings.jobs),
+            waits=poll_waits(provider, settings.jobs),
             wake=asyncio.Event(),
         )
     if snapshot.failure is not None:

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PositiveFloat,
     SecretStr,
     Tag,
     ValidationError,
@@ -32,6 +33,10 @@ from bot.core.domain import Tier
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 OFFICIAL_REPLICATE_HOST = "api.replicate.com"
+# A host name or IPv4 address, optionally "*." for its subdomains and ":port" for one port.
+IMAGE_HOST_PATTERN = (
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$"
+)
 
 
 class _Section(BaseModel):
@@ -72,7 +77,7 @@ class DiscordSettings(_Section):
     )
 
 
-class _ProviderSection(_Section):
+class ProviderSection(_Section):
     """What every provider has: where it is, which variable holds its key, its model ids."""
 
     base_url: AnyHttpUrl
@@ -85,9 +90,19 @@ class _ProviderSection(_Section):
         description="Creates allowed per create_window_seconds (0 = unlimited).",
     )
     create_window_seconds: float = Field(default=60.0, gt=0)
+    image_hosts: list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]] = Field(
+        default_factory=list,
+        description="Hosts ('host', '*.host', optionally ':port') images may come from even "
+        "when they resolve to a private address; the provider's own base_url always may.",
+    )
+    public_image_hosts: bool = Field(
+        default=True,
+        description="Also fetch images from any other host that resolves only to public "
+        "addresses; false allows only base_url and image_hosts.",
+    )
 
 
-class ReplicateProviderSettings(_ProviderSection):
+class ReplicateProviderSettings(ProviderSection):
     """Official Replicate or a Replicate-compatible proxy such as kkiai (providers.md §1)."""
 
     type: Literal["replicate"] = "replicate"
@@ -116,6 +131,10 @@ class ReplicateProviderSettings(_ProviderSection):
     # Replicate allows 600 creates a minute (providers.md §1.7).
     create_limit: int = Field(default=600, ge=0)
     create_window_seconds: float = Field(default=60.0, gt=0)
+    # Output files live on replicate.delivery and its subdomains (providers.md §1.3).
+    image_hosts: list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]] = Field(
+        default_factory=lambda: ["replicate.delivery", "*.replicate.delivery"]
+    )
 
     @property
     def is_official(self) -> bool:
@@ -127,7 +146,7 @@ class ReplicateProviderSettings(_ProviderSection):
         return mode == "signed"
 
 
-class AimlProviderSettings(_ProviderSection):
+class AimlProviderSettings(ProviderSection):
     """AIML API: one synchronous call returns the images (providers.md §2)."""
 
     type: Literal["aimlapi"]
@@ -148,9 +167,13 @@ class AimlProviderSettings(_ProviderSection):
         "member's words.",
     )
     person_generation: Literal["dont_allow", "allow_adult"] = "allow_adult"
+    # Image URLs point at AIML's CDN (providers.md §2.3).
+    image_hosts: list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]] = Field(
+        default_factory=lambda: ["cdn.aimlapi.com"]
+    )
 
 
-class ApikleyProviderSettings(_ProviderSection):
+class ApikleyProviderSettings(ProviderSection):
     """Apikley (a KIE.ai market API clone): task, callback and polling (providers.md §3)."""
 
     type: Literal["apikley"]
@@ -171,6 +194,11 @@ class ApikleyProviderSettings(_ProviderSection):
     # 20 new generation requests per 10 s per account; excess is refused (providers.md §3.5).
     create_limit: int = Field(default=20, ge=0)
     create_window_seconds: float = Field(default=10.0, gt=0)
+    poll_intervals_seconds: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(
+        default=(2.5, 7.5, 20.0),
+        description="Seconds between recordInfo polls for a task's first 30 s, until 2 min, "
+        "and after (providers.md §3.3: 2-3 s, then 5-10 s, then 15-30 s).",
+    )
 
 
 def _provider_type(value: object) -> str:
@@ -237,13 +265,10 @@ class RoutingSettings(_Section):
 
 
 class JobSettings(_Section):
+    """How Replicate-format jobs are polled: a callback only cuts a wait short."""
+
     poll_initial_seconds: float = Field(default=1.0, gt=0)
     poll_max_seconds: float = Field(default=5.0, gt=0)
-    callback_grace_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="With callbacks on, poll anyway once a callback is this overdue.",
-    )
 
 
 def _official_replicate() -> dict[str, ProviderSettings]:

@@ -54,6 +54,19 @@ MAX_IMAGES = 4
 MAX_SEED = 2**32 - 1
 
 
+# Job ids are SQLite INTEGER PRIMARY KEYs, which stop at 2^63 - 1.
+MAX_JOB_ID = 2**63 - 1
+
+
+def parse_job_id(text: str) -> int | None:
+    """The job id ASCII digits name, or None: ``str.isdigit`` also accepts "²", which ``int``
+    then refuses, and SQLite cannot bind a number past MAX_JOB_ID."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_JOB_ID)):
+        return None
+    job_id = int(text)
+    return job_id if 1 <= job_id <= MAX_JOB_ID else None
+
+
 class JobState(enum.StrEnum):
     """Life of a job; the jobs table is the queue and the source of truth.
 

@@ -122,6 +122,11 @@ class ProviderTimeout(ProviderError):
     user_message = "The image service did not answer in time. Please try again later."
 
 
+class CreatesNotListed(ProviderError):
+    """The provider cannot say whether it made a job whose create answer was lost (it keeps no
+    list of jobs, or the list does not reach back far enough)."""
+
+
 class GenerationFailed(ProviderError):
     """The provider accepted the job and then reported that it failed."""
 
@@ -146,6 +151,24 @@ class ResultUnavailable(ProviderError):
 
     user_message = (
         "The image was generated but could not be downloaded before the service deleted it."
+    )
+
+
+class NotAnImage(ResultUnavailable):
+    """The provider's answer named a file that is not a whole JPEG, PNG or WebP image."""
+
+    user_message = (
+        "The image service sent back something that is not an image, so nothing was posted. "
+        "You were not charged."
+    )
+
+
+class UnsafeImageSource(ResultUnavailable):
+    """The provider's answer pointed at an address the bot never fetches from (issue 8)."""
+
+    user_message = (
+        "The image service pointed the bot at an address it does not fetch images from, so "
+        "nothing was fetched. You were not charged; the bot's operator can see why in the log."
     )
 
 

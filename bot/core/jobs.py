@@ -11,6 +11,7 @@ import hmac
 import logging
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ from bot.core.domain import (
 from bot.core.errors import (
     BotError,
     CallbackRejected,
+    CreatesNotListed,
     DeadlineExceeded,
     InvalidRequest,
     ProviderError,
@@ -63,9 +65,16 @@ UNCONFIRMED_CREATE = (
 )
 
 INTERRUPTED_CREATE = (
-    "The bot restarted while sending your request. To make sure you are never charged twice, "
-    "it was not sent again. Please run /imagine again."
+    "The bot restarted while sending your request, and the image service cannot tell whether "
+    "it arrived. To make sure you are never charged twice, it was not sent again; you were not "
+    "charged. Please run /imagine again."
 )
+CREATE_NEVER_ARRIVED = (
+    "The bot restarted while sending your request, and the image service confirms it never "
+    "arrived. You were not charged; please run /imagine again."
+)
+# Looking for an interrupted create: tries, and the pause before each retry.
+LOOKUP_RETRY_DELAYS = (1.0, 3.0)
 # States in which the provider's answer is still awaited.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED})
 INTERNAL_ERROR = "An internal error stopped this job. The bot's operator has been told."
@@ -82,17 +91,32 @@ class UnconfirmedCreate(BotError):
     """A create whose answer never came: the provider may have made the job."""
 
 
+# Letters and symbols that render as nothing (Hangul fillers, the braille blank), beside the
+# Unicode categories that never render: controls, format characters and separators.
+_INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing in the text would show: a prompt of U+200B and friends is empty."""
+    return all(
+        char in _INVISIBLE_CHARACTERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+        for char in text
+    )
+
+
 def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> GenerationRequest:
     """Return the request with a cleaned prompt, or raise InvalidRequest."""
     prompt = request.prompt.strip()
-    if not prompt:
+    if is_blank(prompt):
         raise InvalidRequest("Please describe the image you want: the prompt is empty.")
     if len(prompt) > max_prompt_length:
         raise InvalidRequest(
             f"Your prompt is {len(prompt)} characters long; the limit is {max_prompt_length}. "
             "Please shorten it."
         )
-    negative = (request.negative_prompt or "").strip() or None
+    given_negative = (request.negative_prompt or "").strip()
+    negative = None if is_blank(given_negative) else given_negative
     if negative is not None and len(negative) > max_prompt_length:
         raise InvalidRequest(
             f"Your negative prompt is {len(negative)} characters long; the limit is "
@@ -105,14 +129,12 @@ def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> G
     return dataclasses.replace(request, prompt=prompt, negative_prompt=negative)
 
 
-def poll_waits(settings: JobSettings, *, first_wait: float = 0.0) -> Iterator[float]:
-    """Seconds to wait between polls: an optional callback grace, then doubling to a cap.
-
-    Replicate's own client polls every 0.5 s, too eager for a bot; 1 s doubling to 5 s follows
-    providers.md §1.8.
-    """
-    if first_wait > 0:
-        yield first_wait
+def poll_waits(provider: ImageProvider, settings: JobSettings) -> Iterator[float]:
+    """Seconds to wait between polls: the provider's documented schedule, else 1 s doubling to
+    5 s (Replicate's own client polls every 0.5 s, too eager for a bot: providers.md §1.8)."""
+    if provider.poll_schedule is not None:
+        yield from provider.poll_schedule.waits()
+        return
     delay = settings.poll_initial_seconds
     while True:
         yield delay
@@ -278,11 +300,6 @@ class JobService:
     async def start(self) -> None:
         """Resume every unfinished job, then start taking queued ones in order."""
         for job in await self._jobs.unfinished():
-            if job.state is JobState.SUBMITTING:
-                # A create may or may not have reached the provider before the restart.
-                job = await self._fail(
-                    job, BotError(INTERRUPTED_CREATE, detail="create interrupted")
-                )
             if job.state is not JobState.QUEUED:
                 self._spawn(job, self._slot(job))
         self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
@@ -383,6 +400,8 @@ class JobService:
     async def _run(self, job_id: int) -> None:
         try:
             job = await self._load(job_id)
+            if job.state is JobState.SUBMITTING:
+                job = await self._recover_create(job)
             if job.state is JobState.QUEUED:
                 await self._delivery.progress(job, None)
                 job = await self._submit(job)
@@ -488,23 +507,52 @@ class JobService:
         log.info("job %s submitted to %s as %s", job.id, provider.name, created.id)
         return created
 
+    async def _recover_create(self, job: Job) -> Job:
+        """A restart cut a create short, so it may or may not have reached its provider: ask
+        the provider and carry on with the job it made, or fail with a refund when it confirms
+        there is none or cannot be asked. Never sent again, so never billed twice."""
+        assert job.provider is not None
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            return await self._fail(job, BotError(INTERRUPTED_CREATE, detail="provider gone"))
+        sent = self._router.route_via(provider, job.request).request
+        callback_url = self._callback_url(provider.name, job)
+        for delay in (*LOOKUP_RETRY_DELAYS, None):
+            try:
+                found = await provider.find_created(
+                    sent, callback_url=callback_url, sent_after=job.updated_at.timestamp()
+                )
+                break
+            except ProviderError as exc:
+                if delay is None or isinstance(exc, CreatesNotListed) or not exc.provider_fault:
+                    return await self._fail(
+                        job, BotError(INTERRUPTED_CREATE, detail=f"not looked up: {exc.detail}")
+                    )
+                await asyncio.sleep(delay)
+        # Several jobs of one request send the same input; each adopts one that no other owns.
+        for candidate in found:
+            if await self._jobs.mark_submitted(
+                job.id, provider=provider.name, provider_job_id=candidate.id, now=self._clock()
+            ):
+                log.info(
+                    "job %s: found %s at %s after a restart", job.id, candidate.id, provider.name
+                )
+                return await self._load(job.id)
+        return await self._fail(
+            job, BotError(CREATE_NEVER_ARRIVED, detail=f"{provider.name} lists no such create")
+        )
+
     async def _await_result(self, job: Job) -> Job:
-        """Poll once, then wait for a callback (or poll with backoff) until the job ends."""
+        """Poll on the provider's schedule until the job ends; a callback cuts a wait short."""
         assert job.provider is not None
         assert job.provider_job_id is not None
         provider = self._providers[job.provider]
-        grace = 0.0
-        # A provider known to call back gets a grace before the first poll; one that may
-        # not (a proxy) is polled at once, and a callback that does come still cuts a wait.
-        if provider.calls_back and self._callback_url(provider.name, job):
-            submitted_at = (job.submitted_at or job.created_at).timestamp()
-            grace = max(0.0, submitted_at + self._settings.callback_grace_seconds - self._clock())
         try:
             snapshot = await await_completion(
                 provider,
                 job.provider_job_id,
                 deadline=self._deadline(job),
-                waits=poll_waits(self._settings, first_wait=grace),
+                waits=poll_waits(provider, self._settings),
                 wake=self._callbacks.setdefault(job.id, asyncio.Event()),
                 clock=self._clock,
             )

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from bot.core.domain import parse_job_id
 from bot.core.errors import CallbackRejected
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def create_listener_app(handler: CallbackHandler, *, max_body_bytes: int) -> web
         return web.json_response({"status": "ok"})
 
     async def callback(request: web.Request) -> web.Response:
+        # Path parts and ids come from anyone: logged with %r, so a %0A in them cannot start
+        # a forged line of its own.
         provider_name = request.match_info["provider"]
         try:
             job_id, token = _transport_checks(request, max_body_bytes)
@@ -43,12 +46,12 @@ def create_listener_app(handler: CallbackHandler, *, max_body_bytes: int) -> web
                 provider_name, job_id=job_id, token=token, headers=request.headers, body=body
             )
         except CallbackRejected as exc:
-            log.warning("callback for %s rejected: %s", provider_name, exc.reason)
+            log.warning("callback for %r rejected: %s", provider_name, exc.reason)
             return web.json_response({"error": exc.reason}, status=exc.status)
         except web.HTTPRequestEntityTooLarge:
-            log.warning("callback for %s rejected: body too large", provider_name)
+            log.warning("callback for %r rejected: body too large", provider_name)
             return web.json_response({"error": "body too large"}, status=413)
-        log.info("callback for %s job %s: %s", provider_name, job_id, outcome)
+        log.info("callback for %r job %s: %s", provider_name, job_id, outcome)
         return web.json_response({"status": outcome})
 
     # client_max_size makes aiohttp itself refuse a longer body while reading it, which also
@@ -64,7 +67,9 @@ def _transport_checks(request: web.Request, max_body_bytes: int) -> tuple[int, s
         raise CallbackRejected(415, "content type must be application/json")
     if request.content_length is not None and request.content_length > max_body_bytes:
         raise CallbackRejected(413, "body too large")
-    job, token = request.query.get("job", ""), request.query.get("token", "")
-    if not job.isdigit() or not token:
-        raise CallbackRejected(400, "callback URL lacks job and token")
-    return int(job), token
+    job_id = parse_job_id(request.query.get("job", ""))
+    token = request.query.get("token", "")
+    # The bot's tokens are URL-safe ASCII; anything else cannot match one.
+    if job_id is None or not token or not token.isascii():
+        raise CallbackRejected(400, "callback URL lacks a valid job id and token")
+    return job_id, token

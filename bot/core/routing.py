@@ -164,6 +164,10 @@ class Router:
             and capabilities.max_images >= request.image_count
         )
 
+    def route_via(self, provider: ImageProvider, request: GenerationRequest) -> Route:
+        """The route a job takes to ``provider``, health aside: what was or will be sent."""
+        return self._route(provider, request)
+
     def _route(self, provider: ImageProvider, request: GenerationRequest) -> Route:
         capabilities = provider.capabilities(request.tier)
         sent = request

@@ -53,10 +53,7 @@ def verify_signature(
     if missing:
         raise CallbackRejected(400, f"missing headers: {', '.join(missing)}")
     webhook_id = headers["webhook-id"]
-    try:
-        timestamp = int(headers["webhook-timestamp"])
-    except ValueError:
-        raise CallbackRejected(400, "webhook-timestamp is not an integer") from None
+    timestamp = _timestamp(headers["webhook-timestamp"], "webhook-timestamp")
     if tolerance_seconds is not None and abs(now - timestamp) > tolerance_seconds:
         raise CallbackRejected(401, "webhook timestamp outside tolerance")
     expected = sign(key, webhook_id, timestamp, body).encode()
@@ -65,6 +62,15 @@ def verify_signature(
         if version == "v1" and hmac.compare_digest(signature.encode(), expected):
             return webhook_id
     raise CallbackRejected(401, "webhook signature does not match")
+
+
+def _timestamp(value: str, header: str) -> int:
+    """Unix seconds as ASCII digits; at most 12 of them, so the number stays a float (a
+    300-digit one would overflow the comparison with the clock)."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise CallbackRejected(400, f"{header} is not a Unix time in seconds")
+    return int(text)
 
 
 TASK_SIGNATURE_HEADERS = ("X-Webhook-Timestamp", "X-Webhook-Signature")
@@ -91,10 +97,7 @@ def verify_task_signature(
     missing = [name for name in TASK_SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise CallbackRejected(400, f"missing headers: {', '.join(missing)}")
-    try:
-        timestamp = int(headers["X-Webhook-Timestamp"])
-    except ValueError:
-        raise CallbackRejected(400, "X-Webhook-Timestamp is not an integer") from None
+    timestamp = _timestamp(headers["X-Webhook-Timestamp"], "X-Webhook-Timestamp")
     if abs(now - timestamp) > tolerance_seconds:
         raise CallbackRejected(401, "webhook timestamp outside tolerance")
     expected = sign_task(key, task_id, timestamp).encode()

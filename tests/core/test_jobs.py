@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import pytest
-from aiohttp import web
 
-from bot.core.config import Settings
 from bot.core.domain import Charge, Job, JobState, Member, Tier
 from bot.core.errors import (
     DeadlineExceeded,
@@ -21,114 +13,14 @@ from bot.core.errors import (
     ResultUnavailable,
     SafetyBlocked,
 )
-from bot.core.images import Image, ImageStore
-from bot.core.jobs import INTERRUPTED_CREATE, UNCONFIRMED_CREATE, JobService
-from bot.core.listener import create_listener_app
+from bot.core.images import Image
+from bot.core.jobs import UNCONFIRMED_CREATE, JobService
 from bot.core.providers.http import HttpClient
-from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
+from tests.core.job_bench import SLOW_POLLS, Bench, run_one
 from tests.factories import A_MEMBER, GUILD_ID, USER_ID, a_replicate_provider, a_request, a_target
-from tests.fakes.fake_replicate import FakeReplicate, problem, throttled
+from tests.fakes.fake_replicate import problem, throttled
 from tests.fakes.loopback import ScriptedResponse
-from tests.fakes.recording_publisher import RecordingPublisher
-from tests.services import job_service
-
-ENDED = (JobState.DELIVERED, JobState.UNDELIVERABLE)
-
-
-class Bench:
-    """Job services wired to a fake Replicate, a recording publisher and, on request, a live
-    callback listener; everything started here is stopped at the end of the test."""
-
-    def __init__(
-        self,
-        connection: aiosqlite.Connection,
-        fake: FakeReplicate,
-        http: HttpClient,
-        tmp_path: Path,
-    ) -> None:
-        self.connection = connection
-        self.repository = JobRepository(connection)
-        self.fake = fake
-        self.http = http
-        self.images = ImageStore(tmp_path / "images")
-        self.publisher = RecordingPublisher()
-        self._services: list[JobService] = []
-        self._listeners: list[web.AppRunner] = []
-
-    async def service(
-        self,
-        *,
-        callbacks: bool = False,
-        provider: dict[str, Any] | None = None,
-        **sections: dict[str, Any],
-    ) -> JobService:
-        """A job service on the bench's database; ``sections`` are config.toml sections."""
-        listening: socket.socket | None = None
-        public_url = None
-        if callbacks:
-            # Bound before the service exists, so the callback URL names a port already ours.
-            listening = socket.create_server(("127.0.0.1", 0))
-            public_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-        jobs_section = {
-            "poll_initial_seconds": 0.05,
-            "poll_max_seconds": 0.2,
-            "callback_grace_seconds": 30.0,
-            **sections.pop("jobs", {}),
-        }
-        settings = Settings.model_validate({"jobs": jobs_section, **sections})
-        jobs = job_service(
-            self.connection,
-            providers={"replicate": a_replicate_provider(self.fake, self.http, **(provider or {}))},
-            publisher=self.publisher,
-            images=self.images,
-            settings=settings,
-            public_url=public_url,
-        )
-        self._services.append(jobs)
-        if listening is not None:
-            runner = web.AppRunner(create_listener_app(jobs, max_body_bytes=256 * 1024))
-            await runner.setup()
-            self._listeners.append(runner)
-            await web.SockSite(runner, listening).start()
-        return jobs
-
-    async def close(self) -> None:
-        for jobs in self._services:
-            await jobs.stop()
-        for runner in self._listeners:
-            await runner.cleanup()
-
-    async def ended(self, job_id: int) -> Job:
-        """The job once delivered or given up on."""
-        return await self.reaches(job_id, ENDED)
-
-    async def reaches(self, job_id: int, states: tuple[JobState, ...]) -> Job:
-        async with asyncio.timeout(10.0):
-            while True:
-                job = await self.repository.get(job_id)
-                assert job is not None
-                if job.state in states:
-                    return job
-                await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def bench(
-    connection: aiosqlite.Connection,
-    fake_replicate: FakeReplicate,
-    http: HttpClient,
-    tmp_path: Path,
-) -> AsyncIterator[Bench]:
-    bench = Bench(connection, fake_replicate, http, tmp_path)
-    yield bench
-    await bench.close()
-
-
-async def run_one(bench: Bench, jobs: JobService, **request: Any) -> Job:
-    await jobs.start()
-    job = (await jobs.submit(a_request(**request), a_target(), A_MEMBER)).jobs[0]
-    return await bench.ended(job.id)
 
 
 async def test_polled_job_is_saved_and_delivered(bench: Bench) -> None:
@@ -143,8 +35,8 @@ async def test_polled_job_is_saved_and_delivered(bench: Bench) -> None:
     assert bench.fake.create_count == 1
 
 
-async def test_signed_callback_finishes_the_job_long_before_its_first_poll(bench: Bench) -> None:
-    jobs = await bench.service(callbacks=True, jobs={"callback_grace_seconds": 60})
+async def test_signed_callback_cuts_the_wait_for_the_next_poll_short(bench: Bench) -> None:
+    jobs = await bench.service(callbacks=True, jobs=SLOW_POLLS)
 
     job = await run_one(bench, jobs)
 
@@ -157,7 +49,7 @@ async def test_signed_callback_finishes_the_job_long_before_its_first_poll(bench
 
 async def test_duplicate_callbacks_deliver_once(bench: Bench) -> None:
     bench.fake.webhook_copies = 3
-    jobs = await bench.service(callbacks=True, jobs={"callback_grace_seconds": 60})
+    jobs = await bench.service(callbacks=True, jobs=SLOW_POLLS)
 
     job = await run_one(bench, jobs)
     await bench.fake.wait_for_webhook_deliveries(3)
@@ -308,21 +200,6 @@ async def test_stop_lets_a_create_in_flight_record_its_prediction(bench: Bench) 
 
 
 # ---------------------------------------------------------------------- restart
-
-
-async def test_restart_fails_a_job_caught_mid_create_without_sending_it(bench: Bench) -> None:
-    job = await stored_job(
-        bench.repository, a_request(), a_target(), callback_token="t", now=time.time()
-    )
-    await bench.repository.mark_submitting(job.id, provider="replicate", now=time.time())
-    jobs = await bench.service()
-
-    await jobs.start()
-    ended = await bench.ended(job.id)
-
-    assert ended.error == INTERRUPTED_CREATE
-    assert bench.publisher.failed_jobs == [job.id]
-    assert bench.fake.create_count == 0
 
 
 async def test_restart_reattaches_a_submitted_job_without_creating_again(

@@ -50,7 +50,11 @@ class Providers:
             },
             "kkiai": {"base_url": self.kkiai.base_url, "api_key_env": "KKIAI_API_KEY"},
             "aiml": {"type": "aimlapi", "base_url": self.aiml.base_url},
-            "apikley": {"type": "apikley", "base_url": self.apikley.base_url},
+            "apikley": {
+                "type": "apikley",
+                "base_url": self.apikley.base_url,
+                "poll_intervals_seconds": [0.1, 0.2, 0.5],
+            },
         }
 
     def secrets(self, discord_token: str) -> Secrets:

@@ -112,8 +112,7 @@ async def test_duplicate_apikley_callbacks_post_the_image_once(runner: BotRunner
 
 async def test_a_missing_apikley_callback_is_made_up_for_by_polling(runner: BotRunner) -> None:
     runner.providers.apikley.send_callbacks = False
-    jobs = {"poll_initial_seconds": 0.1, "poll_max_seconds": 0.5, "callback_grace_seconds": 0.5}
-    async with runner.run(tiers=routed("apikley"), jobs=jobs) as bot:
+    async with runner.run(tiers=routed("apikley")) as bot:
         await bot.command("imagine", {"prompt": "a red fox"})
 
         [post] = await bot.channel_posts()

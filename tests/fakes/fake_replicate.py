@@ -14,6 +14,8 @@ It is a real HTTP server, so the bot's own client runs unmodified against it:
 - Official mode signs terminal webhooks per §1.6 (a secret served at
   ``GET /v1/webhooks/default/secret``), can send duplicate copies with one ``webhook-id``, and
   retries a delivery that got no 2xx, only for the terminal event (§1.5).
+- ``GET {base}/predictions`` lists predictions newest first with a ``next`` cursor link (on the
+  proxy's unserved host in proxy mode), showing each one's ``webhook`` unless told not to.
 - Proxy mode serves under ``/replicate/v1``, sends no webhooks and puts ``urls.*`` on a host
   nobody serves, as kkiai does (§1.1).
 - Errors are scriptable: 401 with Replicate's verbatim body, 429 with ``Retry-After``, an HTML
@@ -172,10 +174,18 @@ class FakeReplicate(FakeServer):
         send_webhooks: bool | None = None,
         webhook_copies: int = 1,
         webhook_retry_delays: tuple[float, ...] = (0.2, 0.5),
+        serves_list: bool = True,
+        list_shows_webhooks: bool = True,
+        list_page_size: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.mode = mode
+        # GET /predictions: Replicate's list (providers.md §1.1); whether a proxy has it and
+        # whether list entries show the webhook URL are not documented, so both are knobs.
+        self.serves_list = serves_list
+        self.list_shows_webhooks = list_shows_webhooks
+        self.list_page_size = list_page_size
         self.token = token
         self.start_delay = start_delay
         self.processing_seconds = processing_seconds
@@ -200,6 +210,7 @@ class FakeReplicate(FakeServer):
     def routes(self, app: web.Application) -> None:
         prefix = "/v1" if self.mode == "official" else "/replicate/v1"
         app.router.add_post(prefix + "/models/{owner}/{name}/predictions", self._create)
+        app.router.add_get(prefix + "/predictions", self._list)
         app.router.add_get(prefix + "/predictions/{id}", self._get)
         app.router.add_post(prefix + "/predictions/{id}/cancel", self._cancel)
         app.router.add_get(prefix + "/webhooks/default/secret", self._secret)
@@ -287,6 +298,27 @@ class FakeReplicate(FakeServer):
         if prediction is None:
             return _problem(404, {"detail": "Not found.", "status": 404})
         return _json(200, self._render(prediction), {"ratelimit-remaining": "2999"})
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        """Newest first, ``list_page_size`` a page, ``next`` holding the cursor (§1.1)."""
+        await self.record(request)
+        if not self._authorized(request):
+            return _problem(401, UNAUTHENTICATED)
+        if not self.serves_list:
+            return _problem(404, {"detail": "Not found.", "status": 404})
+        newest_first = sorted(self.predictions.values(), key=lambda p: p.created, reverse=True)
+        start = int(request.query.get("cursor", "0"))
+        page = newest_first[start : start + self.list_page_size]
+        results = []
+        for prediction in page:
+            rendered = {**self._render(prediction), "source": "api"}
+            if self.list_shows_webhooks and prediction.webhook:
+                rendered["webhook"] = prediction.webhook
+            results.append(rendered)
+        more = start + self.list_page_size < len(newest_first)
+        base = self.base_url if self.mode == "official" else UNSERVED_HOST + "/v1"
+        next_page = f"{base}/predictions?cursor={start + self.list_page_size}" if more else None
+        return _json(200, {"next": next_page, "previous": None, "results": results})
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)

@@ -12,6 +12,7 @@ from bot.core.config import AimlProviderSettings
 from bot.core.domain import MAX_IMAGES, GenerationRequest, Option, OutputFormat, Tier
 from bot.core.errors import (
     CallbackRejected,
+    CreatesNotListed,
     ProviderOutOfCredits,
     ProviderRejected,
     ProviderTimeout,
@@ -20,8 +21,15 @@ from bot.core.errors import (
     SafetyBlocked,
 )
 from bot.core.images import Image
-from bot.core.providers.base import CallbackProof, Capabilities, ProviderJob, ProviderStatus
+from bot.core.providers.base import (
+    CallbackProof,
+    Capabilities,
+    PollSchedule,
+    ProviderJob,
+    ProviderStatus,
+)
 from bot.core.providers.http import HttpClient, HttpResponse, error_for
+from bot.core.providers.image_sources import image_sources
 
 # The schema caps the prompt at 400 characters on all three tiers and has no negative prompt
 # or output format; images come back as PNG (providers.md §2.2).
@@ -56,7 +64,8 @@ class AimlProvider:
         self._api_key = api_key
         self._http = http
         self._url = str(settings.base_url).rstrip("/") + "/images/generations"
-        self.calls_back = False
+        self._sources = image_sources(settings)
+        self.poll_schedule: PollSchedule | None = None
 
     def capabilities(self, tier: Tier) -> Capabilities:
         return CAPABILITIES
@@ -95,12 +104,18 @@ class AimlProvider:
             failure=ResultUnavailable(detail="AIML results cannot be fetched again"),
         )
 
+    async def find_created(
+        self, request: GenerationRequest, *, callback_url: str | None, sent_after: float
+    ) -> list[ProviderJob]:
+        """AIML keeps no record of a generation that could be listed or fetched (§2)."""
+        raise CreatesNotListed(detail="AIML lists no jobs")
+
     async def cancel(self, provider_job_id: str) -> None:
         """Nothing runs at AIML after its answer; there is nothing to cancel."""
 
     async def download(self, job: ProviderJob) -> list[Image]:
         return await self._http.download_images(
-            job.output_urls, timeout=self._settings.request_timeout_seconds
+            job.output_urls, sources=self._sources, timeout=self._settings.request_timeout_seconds
         )
 
     async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:

@@ -16,6 +16,7 @@ from bot.core.config import ApikleyProviderSettings
 from bot.core.domain import MAX_IMAGES, GenerationRequest, Option, OutputFormat, Tier
 from bot.core.errors import (
     CallbackRejected,
+    CreatesNotListed,
     GenerationFailed,
     ProviderAuthError,
     ProviderError,
@@ -27,8 +28,15 @@ from bot.core.errors import (
     SafetyBlocked,
 )
 from bot.core.images import Image
-from bot.core.providers.base import CallbackProof, Capabilities, ProviderJob, ProviderStatus
+from bot.core.providers.base import (
+    CallbackProof,
+    Capabilities,
+    PollSchedule,
+    ProviderJob,
+    ProviderStatus,
+)
 from bot.core.providers.http import HttpClient, HttpResponse, error_for
+from bot.core.providers.image_sources import image_sources
 from bot.core.webhooks import verify_task_signature
 
 # Prompts and negative prompts up to 5000 characters; no safety level or output format, and
@@ -72,7 +80,12 @@ class ApikleyProvider:
         self._http = http
         self._clock = clock
         self._base = str(settings.base_url).rstrip("/") + "/api/v1/jobs"
-        self.calls_back = True
+        self._sources = image_sources(settings)
+        first, then, after = settings.poll_intervals_seconds
+        # Every 2-3 s for the first 30 s, 5-10 s until 2 min, then 15-30 s (providers.md §3.3).
+        self.poll_schedule: PollSchedule | None = PollSchedule(
+            ((30.0, first), (120.0, then)), after
+        )
 
     def capabilities(self, tier: Tier) -> Capabilities:
         return _CAPABILITIES[tier]
@@ -116,12 +129,18 @@ class ApikleyProvider:
             raise ProviderUnavailable(detail="recordInfo answered without data")
         return _record(provider_job_id, data)
 
+    async def find_created(
+        self, request: GenerationRequest, *, callback_url: str | None, sent_after: float
+    ) -> list[ProviderJob]:
+        """The market API has recordInfo by task id only, and no list of tasks (§3.3)."""
+        raise CreatesNotListed(detail="Apikley lists no jobs")
+
     async def cancel(self, provider_job_id: str) -> None:
         """The market API has no cancel endpoint; an unwanted task simply runs out."""
 
     async def download(self, job: ProviderJob) -> list[Image]:
         return await self._http.download_images(
-            job.output_urls, timeout=self._settings.request_timeout_seconds
+            job.output_urls, sources=self._sources, timeout=self._settings.request_timeout_seconds
         )
 
     async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,11 +61,29 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+@dataclass(frozen=True, slots=True)
+class PollSchedule:
+    """Seconds between status polls by how long the bot has been polling: each ``(until,
+    interval)`` step in turn, then ``final``."""
+
+    steps: tuple[tuple[float, float], ...]
+    final: float
+
+    def waits(self) -> Iterator[float]:
+        elapsed = 0.0
+        for until, interval in self.steps:
+            while elapsed < until:
+                yield interval
+                elapsed += interval
+        while True:
+            yield self.final
+
+
 class ImageProvider(Protocol):
     name: str
-    # Whether the provider is known to call the callback URL when a job ends (Replicate,
-    # Apikley); a proxy's callbacks are undocumented (providers.md §1.1), so it is polled.
-    calls_back: bool
+    # A provider's documented polling guidance, or None for the bot's [jobs] schedule. A
+    # callback only cuts the current wait short, so a lost callback never delays a result.
+    poll_schedule: PollSchedule | None
 
     def capabilities(self, tier: Tier) -> Capabilities:
         """What this provider honours for the tier; the router never asks it for more."""
@@ -75,6 +93,13 @@ class ImageProvider(Protocol):
 
     async def fetch(self, provider_job_id: str) -> ProviderJob:
         """Ask the provider for the job's current state: the only source of truth."""
+
+    async def find_created(
+        self, request: GenerationRequest, *, callback_url: str | None, sent_after: float
+    ) -> list[ProviderJob]:
+        """After a restart cut a create short: the jobs this provider made of ``request``
+        (sent with ``callback_url``) since ``sent_after``, newest first; empty when the
+        provider confirms there are none. Raise CreatesNotListed when it cannot be asked."""
 
     async def cancel(self, provider_job_id: str) -> None:
         """Best effort: stop a job the bot no longer wants."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import aiohttp
+from yarl import URL
 
 from bot.core.errors import (
     ProviderAuthError,
@@ -23,14 +26,21 @@ from bot.core.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     ResultUnavailable,
+    UnsafeImageSource,
 )
-from bot.core.images import Image, sniff_extension
+from bot.core.images import Image, checked_image
+from bot.core.providers.image_sources import ImageSources, RefusedAddress
+
+log = logging.getLogger(__name__)
 
 # An Imagen 4 image is 1-3 MB at 2K; 50 MiB is far beyond any genuine result.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 # Error bodies and JSON answers are small; an HTML error page can be large and is cut.
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 _DETAIL_CHARS = 300
+# CDNs redirect to a signed URL at most once or twice; a longer chain is not an image.
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +104,21 @@ def error_for(response: HttpResponse) -> ProviderError:
 
 
 class HttpClient:
-    """Sends requests and turns transport failures into ProviderError subclasses."""
+    """Sends requests and turns transport failures into ProviderError subclasses.
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    ``session`` talks to the providers' configured endpoints; ``public_session`` (see
+    image_sources.public_only_session) fetches images from hosts nobody configured, and only
+    connects to public addresses. Without it such images are refused.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        public_session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self._session = session
+        self._public_session = public_session
 
     async def request(
         self,
@@ -108,9 +129,10 @@ class HttpClient:
         json_body: Any = None,
         timeout: float,
         max_bytes: int = MAX_RESPONSE_BYTES,
+        session: aiohttp.ClientSession | None = None,
     ) -> HttpResponse:
         try:
-            async with self._session.request(
+            async with (session or self._session).request(
                 method,
                 url,
                 headers=headers,
@@ -123,6 +145,8 @@ class HttpClient:
         except TimeoutError as exc:
             raise ProviderTimeout(detail=f"{method} {url} timed out after {timeout}s") from exc
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, RefusedAddress):
+                raise UnsafeImageSource(detail=f"{url}: {exc.os_error}") from exc
             # The TCP connection never opened: the provider cannot have seen the request.
             raise ProviderUnavailable(
                 detail=f"cannot connect to {url}: {exc.os_error}", request_was_sent=False
@@ -131,27 +155,57 @@ class HttpClient:
             raise ProviderUnavailable(detail=f"{method} {url} failed: {exc!r}") from exc
 
     async def download_image(
-        self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float
+        self,
+        url: str,
+        *,
+        sources: ImageSources,
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
     ) -> Image:
-        """One finished image from a URL or an inline ``data:`` URI.
+        """One finished image from a URL or an inline ``data:`` URI, checked to really be one.
 
-        403/404/410 mean the provider already deleted it (files live an hour on Replicate,
-        about a day on Apikley: providers.md §0.4, §3.5), which no retry can change.
+        Redirects are followed by hand so that every hop passes the same source check, and
+        ``headers`` (credentials) go only to the first URL's host. 403/404/410 mean the
+        provider already deleted the file (an hour on Replicate, about a day on Apikley:
+        providers.md §0.4, §3.5), which no retry can change.
         """
         if url.startswith("data:"):
-            return decode_data_uri(url)
-        response = await self.request(
-            "GET", url, headers=headers, timeout=timeout, max_bytes=MAX_DOWNLOAD_BYTES
-        )
+            return await asyncio.to_thread(decode_data_uri, url)
+        current = URL(url)
+        first_host = current.host
+        for _ in range(MAX_REDIRECTS + 1):
+            refusal = sources.refusal(current)
+            if refusal is not None:
+                log.warning("refused to fetch an image from %r: %s", str(current), refusal)
+                raise UnsafeImageSource(detail=f"{current}: {refusal}")
+            trusted = sources.trusts(current)
+            if not trusted and self._public_session is None:
+                raise UnsafeImageSource(detail=f"{current}: public hosts are not set up")
+            response = await self.request(
+                "GET",
+                str(current),
+                headers=headers if current.host == first_host else None,
+                timeout=timeout,
+                max_bytes=MAX_DOWNLOAD_BYTES,
+                session=None if trusted else self._public_session,
+            )
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                break
+            current = current.join(URL(location))
+        else:
+            raise ResultUnavailable(detail=f"more than {MAX_REDIRECTS} redirects from {url}")
         if response.status in (403, 404, 410):
             raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
         if not response.ok:
             raise error_for(response)
-        return Image(response.body, sniff_extension(response.body))
+        return await asyncio.to_thread(checked_image, response.body)
 
-    async def download_images(self, urls: Sequence[str], *, timeout: float) -> list[Image]:
+    async def download_images(
+        self, urls: Sequence[str], *, sources: ImageSources, timeout: float
+    ) -> list[Image]:
         """Every image of a job, from hosts that need no credentials (CDNs, data: URIs)."""
-        return [await self.download_image(url, timeout=timeout) for url in urls]
+        return [await self.download_image(url, sources=sources, timeout=timeout) for url in urls]
 
     @staticmethod
     async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
@@ -177,4 +231,4 @@ def decode_data_uri(uri: str) -> Image:
         )
     except binascii.Error as exc:
         raise ResultUnavailable(detail="output data: URI is not valid base64") from exc
-    return Image(raw, sniff_extension(raw))
+    return checked_image(raw)

@@ -18,6 +18,7 @@ from bot.core.providers.aimlapi import AimlProvider
 from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.base import ImageProvider
 from bot.core.providers.http import HttpClient
+from bot.core.providers.image_sources import public_only_session
 from bot.core.providers.replicate import ReplicateProvider
 
 
@@ -59,6 +60,11 @@ def build_providers(
 async def provider_clients(
     settings: Settings, secrets: Secrets
 ) -> AsyncIterator[Mapping[str, ImageProvider]]:
-    """Providers sharing one HTTP session, closed on exit."""
-    async with aiohttp.ClientSession(headers={"User-Agent": "imagine-bot"}) as session:
-        yield build_providers(settings, secrets, HttpClient(session))
+    """Providers sharing one HTTP session (and one for images on public hosts), closed on
+    exit."""
+    async with (
+        aiohttp.ClientSession(headers={"User-Agent": "imagine-bot"}) as session,
+        public_only_session() as public_session,
+    ):
+        http = HttpClient(session, public_session=public_session)
+        yield build_providers(settings, secrets, http)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from bot.core.config import ReplicateProviderSettings
 from bot.core.domain import GenerationRequest, Option, OutputFormat, Tier
 from bot.core.errors import (
     CallbackRejected,
+    CreatesNotListed,
     GenerationFailed,
     ProviderError,
     ProviderUnavailable,
@@ -21,13 +23,24 @@ from bot.core.errors import (
     SafetyBlocked,
 )
 from bot.core.images import Image
-from bot.core.providers.base import CallbackProof, Capabilities, ProviderJob, ProviderStatus
+from bot.core.providers.base import (
+    CallbackProof,
+    Capabilities,
+    PollSchedule,
+    ProviderJob,
+    ProviderStatus,
+)
 from bot.core.providers.http import HttpClient, error_for
+from bot.core.providers.image_sources import image_sources
 from bot.core.webhooks import signing_key, verify_signature
 
 # Replicate's error strings for Imagen safety blocks carry code E005 (providers.md §1.3).
 _SAFETY_MARKERS = ("flagged as sensitive", "(e005)", "safety", "nsfw")
 _FAILED_STATUSES = frozenset({"failed", "canceled", "aborted"})
+# How far back a restart looks for an interrupted create: 100 predictions a page (§1.1), and
+# the provider's clock may run behind the bot's.
+MAX_LIST_PAGES = 5
+LIST_CLOCK_SKEW_SECONDS = 300.0
 # One image per prediction; no seed or negative prompt in the schema (providers.md §1.4).
 CAPABILITIES = Capabilities(
     max_images=1,
@@ -62,20 +75,14 @@ class ReplicateProvider:
         self._clock = clock
         self._base = str(settings.base_url).rstrip("/")
         self._key: bytes | None = None
-        self.calls_back = settings.verifies_signatures
+        self._sources = image_sources(settings)
+        self.poll_schedule: PollSchedule | None = None
 
     def capabilities(self, tier: Tier) -> Capabilities:
         return CAPABILITIES
 
     async def start(self, request: GenerationRequest, *, callback_url: str | None) -> ProviderJob:
-        body: dict[str, Any] = {
-            "input": {
-                "prompt": request.prompt,
-                "aspect_ratio": request.aspect_ratio.value,
-                "output_format": request.output_format.value,
-                "safety_filter_level": request.safety.value,
-            }
-        }
+        body: dict[str, Any] = {"input": _input(request)}
         if callback_url is not None:
             # Only the terminal event: Replicate retries just that one (providers.md §1.5).
             body["webhook"] = callback_url
@@ -106,6 +113,54 @@ class ReplicateProvider:
         if not response.ok:
             raise error_for(response)
         return self._parse(response.json())
+
+    async def find_created(
+        self, request: GenerationRequest, *, callback_url: str | None, sent_after: float
+    ) -> list[ProviderJob]:
+        """Predictions this endpoint made of ``request`` since ``sent_after``, newest first.
+
+        ``GET /predictions`` lists the account's predictions newest first, 100 a page
+        (providers.md §1.1). One carrying a webhook is ours only if it is this job's callback
+        URL (its per-job token is unique); one without is matched on model and the exact
+        input the bot sends. Raises CreatesNotListed when the endpoint has no list or the
+        pages run out before ``sent_after``, so absence cannot be confirmed.
+        """
+        model = self._settings.models[request.tier]
+        wanted = _input(request)
+        since = sent_after - LIST_CLOCK_SKEW_SECONDS
+        matches: list[ProviderJob] = []
+        url = f"{self._base}/predictions"
+        for _ in range(MAX_LIST_PAGES):
+            response = await self._http.request(
+                "GET",
+                url,
+                headers=self._auth_headers(),
+                timeout=self._settings.request_timeout_seconds,
+            )
+            if response.status in (404, 405, 501):
+                raise CreatesNotListed(detail=f"GET /predictions answered {response.status}")
+            if not response.ok:
+                raise error_for(response)
+            payload = response.json()
+            results = payload.get("results") if isinstance(payload, dict) else None
+            if not isinstance(results, list):
+                raise ProviderUnavailable(detail="the prediction list is not a list")
+            for item in results:
+                created = _timestamp(item.get("created_at")) if isinstance(item, dict) else None
+                if created is None:
+                    continue
+                if created < since:
+                    return matches
+                if _made_for(item, model=model, wanted=wanted, callback_url=callback_url):
+                    matches.append(self._parse(item))
+            cursor = _next_page(payload.get("next"))
+            if cursor is None:
+                return matches
+            # Proxies echo api.replicate.com links (providers.md §0.5): keep our own base.
+            url = f"{self._base}/predictions?{cursor}"
+        if matches:
+            return matches
+        raise CreatesNotListed(detail=f"more than {MAX_LIST_PAGES} pages since the create")
 
     async def cancel(self, provider_job_id: str) -> None:
         response = await self._http.request(
@@ -182,6 +237,7 @@ class ReplicateProvider:
         is_replicate_host = host == "replicate.delivery" or host.endswith(".replicate.delivery")
         return await self._http.download_image(
             url,
+            sources=self._sources,
             headers=self._auth_headers() if is_replicate_host else None,
             timeout=self._settings.request_timeout_seconds,
         )
@@ -209,6 +265,45 @@ class ReplicateProvider:
             )
         # starting, processing, or a status newer than this code: the deadline bounds the wait.
         return ProviderJob(prediction_id, ProviderStatus.PENDING)
+
+
+def _input(request: GenerationRequest) -> dict[str, str]:
+    return {
+        "prompt": request.prompt,
+        "aspect_ratio": request.aspect_ratio.value,
+        "output_format": request.output_format.value,
+        "safety_filter_level": request.safety.value,
+    }
+
+
+def _made_for(
+    item: Mapping[str, Any], *, model: str, wanted: Mapping[str, str], callback_url: str | None
+) -> bool:
+    """Whether a listed prediction is the create this job sent."""
+    if item.get("model", model) != model or item.get("source", "api") != "api":
+        return False
+    webhook = item.get("webhook")
+    if isinstance(webhook, str) and webhook:
+        return webhook == callback_url
+    given = item.get("input")
+    return isinstance(given, dict) and all(given.get(k) == v for k, v in wanted.items())
+
+
+def _timestamp(value: object) -> float | None:
+    """Replicate's ISO-8601 times carry 3 to 9 fractional digits and a Z (providers.md §1.3)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _next_page(link: object) -> str | None:
+    """The query of the list's ``next`` link (its cursor), or None on the last page."""
+    if not isinstance(link, str) or not link:
+        return None
+    return urlsplit(link).query or None
 
 
 def _output_urls(output: object) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from bot.core.domain import (
+    MAX_JOB_ID,
     AspectRatio,
     Charge,
     DiscordTarget,
@@ -229,6 +231,9 @@ class JobRepository:
         return int(row["queued"]) if row else 0
 
     async def get(self, job_id: int) -> Job | None:
+        """None for an id no job can have, too: a number past SQLite's range would not bind."""
+        if not 1 <= job_id <= MAX_JOB_ID:
+            return None
         async with self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
             row = await cursor.fetchone()
         return None if row is None else _row_to_job(row)
@@ -293,15 +298,20 @@ class JobRepository:
     async def mark_submitted(
         self, job_id: int, *, provider: str, provider_job_id: str, now: float
     ) -> bool:
-        return await self._transition(
-            job_id,
-            (JobState.SUBMITTING,),
-            JobState.SUBMITTED,
-            now,
-            provider=provider,
-            provider_job_id=provider_job_id,
-            submitted_at=now,
-        )
+        """False also when another job already holds that provider job (a restart looking
+        for its lost create found a sibling's): jobs_by_provider_job is unique."""
+        try:
+            return await self._transition(
+                job_id,
+                (JobState.SUBMITTING,),
+                JobState.SUBMITTED,
+                now,
+                provider=provider,
+                provider_job_id=provider_job_id,
+                submitted_at=now,
+            )
+        except sqlite3.IntegrityError:
+            return False
 
     async def mark_succeeded(
         self,

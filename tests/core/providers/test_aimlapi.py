@@ -37,7 +37,7 @@ from tests.fakes.fake_aiml import (
     out_of_credits,
     throttled,
 )
-from tests.fakes.loopback import ScriptedResponse
+from tests.fakes.loopback import ScriptedResponse, render_image
 
 GENERATIONS = "/v1/images/generations"
 
@@ -50,10 +50,8 @@ async def fake_aiml() -> AsyncIterator[FakeAiml]:
 
 
 def a_png() -> bytes:
-    """A real PNG, of the kind the fake renders, for answers scripted with images inline."""
-    buffer = io.BytesIO()
-    PillowImage.new("RGB", (8, 8), (200, 40, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    """A real PNG at Imagen's 1:1 size, for answers scripted with images inline."""
+    return render_image("inline", "1:1", png=True)[0]
 
 
 def a_b64_answer(*pngs: bytes, mime_type: str | None = "image/png") -> ScriptedResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from PIL import Image as PillowImage
@@ -11,6 +12,7 @@ from PIL import Image as PillowImage
 from bot.core.domain import AspectRatio, OutputFormat, SafetyLevel, Tier
 from bot.core.errors import (
     CallbackRejected,
+    CreatesNotListed,
     GenerationFailed,
     ProviderAuthError,
     ProviderMisconfigured,
@@ -22,7 +24,7 @@ from bot.core.errors import (
 )
 from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
-from bot.core.providers.replicate import ReplicateProvider
+from bot.core.providers.replicate import MAX_LIST_PAGES, ReplicateProvider
 from tests.factories import ManualClock, a_replicate_provider, a_request
 from tests.fakes.fake_replicate import FakeReplicate, problem, throttled
 from tests.fakes.loopback import ScriptedResponse
@@ -315,3 +317,70 @@ async def test_proxy_callback_needs_no_signature_and_asks_nothing(
 
     assert await provider.authenticate_callback({}, b'{"id": "p1"}') == CallbackProof("p1")
     assert fake_proxy.requests == []
+
+
+# ---------------------------------------------------------------------- finding a lost create
+
+
+async def test_lost_create_is_found_at_a_proxy_whose_next_links_name_another_host(
+    fake_proxy: FakeReplicate, http: HttpClient
+) -> None:
+    fake_proxy.list_page_size = 1
+    provider = a_replicate_provider(fake_proxy, http)
+    sent_after = time.time()
+    ours = await provider.start(a_request(), callback_url=None)
+    await provider.start(a_request("a red fox"), callback_url=None)
+
+    found = await provider.find_created(a_request(), callback_url=None, sent_after=sent_after)
+
+    assert [job.id for job in found] == [ours.id]
+    assert len(fake_proxy.requests_to("GET", "/replicate/v1/predictions?cursor=1")) == 1
+
+
+async def test_lost_create_is_matched_on_its_input_when_the_list_shows_no_webhooks(
+    fake_replicate: FakeReplicate, http: HttpClient
+) -> None:
+    fake_replicate.list_shows_webhooks = False
+    provider = a_replicate_provider(fake_replicate, http)
+    sent_after = time.time()
+    ours = await provider.start(a_request(), callback_url=CALLBACK)
+    await provider.start(a_request(output_format=OutputFormat.PNG), callback_url=CALLBACK)
+
+    found = await provider.find_created(a_request(), callback_url=CALLBACK, sent_after=sent_after)
+
+    assert [job.id for job in found] == [ours.id]
+
+
+async def test_a_listed_prediction_with_another_jobs_webhook_is_not_ours(
+    fake_replicate: FakeReplicate, http: HttpClient
+) -> None:
+    provider = a_replicate_provider(fake_replicate, http)
+    sent_after = time.time()
+    await provider.start(a_request(), callback_url=CALLBACK.replace("token=t", "token=other"))
+
+    found = await provider.find_created(a_request(), callback_url=CALLBACK, sent_after=sent_after)
+
+    assert found == []
+
+
+async def test_an_endpoint_without_a_prediction_list_cannot_be_asked(
+    fake_proxy: FakeReplicate, http: HttpClient
+) -> None:
+    fake_proxy.serves_list = False
+    provider = a_replicate_provider(fake_proxy, http)
+
+    with pytest.raises(CreatesNotListed):
+        await provider.find_created(a_request(), callback_url=None, sent_after=time.time())
+
+
+async def test_a_list_longer_than_the_pages_read_cannot_confirm_an_absence(
+    fake_replicate: FakeReplicate, http: HttpClient
+) -> None:
+    fake_replicate.list_page_size = 1
+    provider = a_replicate_provider(fake_replicate, http)
+    sent_after = time.time()
+    for index in range(MAX_LIST_PAGES + 1):
+        await provider.start(a_request(f"another prompt {index}"), callback_url=None)
+
+    with pytest.raises(CreatesNotListed):
+        await provider.find_created(a_request(), callback_url=None, sent_after=sent_after)
