@@ -47,6 +47,21 @@ async def test_signed_callback_cuts_the_wait_for_the_next_poll_short(bench: Benc
     assert len(bench.fake.requests_to("GET", "/predictions/")) == 2
 
 
+async def test_a_lost_webhook_costs_only_a_poll_interval(bench: Bench) -> None:
+    bench.fake.send_webhooks = False
+    jobs = await bench.service(callbacks=True)
+    await jobs.start()
+    started = time.monotonic()
+
+    job = (await jobs.submit(a_request(), a_target(), A_MEMBER)).jobs[0]
+    ended = await bench.ended(job.id)
+
+    assert ended.state is JobState.DELIVERED
+    # Polled from the start (0.05 s doubling to 0.2 s), not after a 30 s callback grace.
+    assert time.monotonic() - started < 5
+    assert bench.fake.webhook_deliveries == []
+
+
 async def test_duplicate_callbacks_deliver_once(bench: Bench) -> None:
     bench.fake.webhook_copies = 3
     jobs = await bench.service(callbacks=True, jobs=SLOW_POLLS)
@@ -152,6 +167,32 @@ async def test_empty_prompt_is_refused_and_stores_nothing(bench: Bench) -> None:
         await jobs.submit(a_request("   "), a_target(), A_MEMBER)
 
     assert await bench.repository.unfinished() == []
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "\u200b\u200c\u200d\u2060",  # zero-width space, non-joiner, joiner, word joiner
+        "\ufeff \u00a0\u3000",  # byte order mark and unusual spaces
+        "\u3164\u2800",  # Hangul filler and the braille blank: letters that show nothing
+        "\u202e\u2066\u00ad",  # direction overrides and a soft hyphen
+    ],
+)
+async def test_a_prompt_of_only_invisible_characters_is_empty(bench: Bench, prompt: str) -> None:
+    jobs = await bench.service()
+
+    with pytest.raises(InvalidRequest, match="prompt is empty"):
+        await jobs.submit(a_request(prompt), a_target(), A_MEMBER)
+
+    assert await bench.repository.unfinished() == []
+
+
+async def test_an_invisible_negative_prompt_counts_as_none(bench: Bench) -> None:
+    jobs = await bench.service()
+
+    submission = await jobs.submit(a_request(negative_prompt="\u200b\u200b"), a_target(), A_MEMBER)
+
+    assert submission.jobs[0].request.negative_prompt is None
 
 
 async def test_over_long_prompt_is_refused_with_the_limit(bench: Bench) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,10 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import AnyHttpUrl, SecretStr
 
-from bot.core.config import ReplicateProviderSettings, Settings
+from bot.core.config import ApikleyProviderSettings, ReplicateProviderSettings, Settings
 from bot.core.domain import Job
 from bot.core.images import ImageStore
 from bot.core.listener import create_listener_app
+from bot.core.providers.apikley import ApikleyProvider
+from bot.core.providers.base import ImageProvider
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import ReplicateProvider
 from bot.core.storage.jobs import JobRepository
@@ -50,7 +53,7 @@ async def client(
 ) -> AsyncIterator[TestClient[Any, Any]]:
     async with aiohttp.ClientSession() as session:
         http = HttpClient(session)
-        providers = {
+        providers: dict[str, ImageProvider] = {
             "replicate": ReplicateProvider(
                 "replicate",
                 ReplicateProviderSettings(
@@ -65,6 +68,13 @@ async def client(
                 ReplicateProviderSettings(base_url=AnyHttpUrl("http://127.0.0.1:9/replicate/v1")),
                 api_key=SecretStr("proxy-key"),
                 webhook_secret=None,
+                http=http,
+            ),
+            "apikley": ApikleyProvider(
+                "apikley",
+                ApikleyProviderSettings(type="apikley", base_url=AnyHttpUrl("http://127.0.0.1:9")),
+                api_key=SecretStr("apikley-key"),
+                webhook_key=None,
                 http=http,
             ),
         }
@@ -274,3 +284,68 @@ async def test_proxy_callback_with_a_wrong_token_is_rejected(
         client, connection, job, prediction_body(), headers, provider="proxy", token="guess"
     )
     assert status == 404
+
+
+HOSTILE_QUERIES = [
+    {"job": "\u00b2", "token": "t"},  # a Unicode digit that str.isdigit() accepts
+    {"job": "9" * 30, "token": "t"},  # past SQLite's 2^63 - 1
+    {"job": str(2**63), "token": "t"},
+    {"job": "0", "token": "t"},
+    {"job": "-1", "token": "t"},
+    {"job": "1e3", "token": "t"},
+    {"job": "1", "token": "t\u00e9"},
+    {"job": "1"},
+    {},
+]
+
+
+@pytest.mark.parametrize("provider", ["replicate", "proxy", "apikley", "unknown"])
+@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+async def test_malformed_callback_urls_get_a_4xx_and_change_nothing(
+    client: TestClient[Any, Any],
+    connection: aiosqlite.Connection,
+    provider: str,
+    query: dict[str, str],
+) -> None:
+    await submitted_job(JobRepository(connection))
+    before = await table_snapshot(connection)
+
+    response = await client.post(
+        f"/callbacks/{provider}",
+        data=b'{"taskId": "t1", "id": "p1"}',
+        headers={"Content-Type": "application/json"},
+        params=query,
+    )
+
+    assert 400 <= response.status < 500
+    assert await table_snapshot(connection) == before
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 400, "\u00b2\u00b3", "-5", "12.5"])
+async def test_a_signature_timestamp_that_is_no_unix_time_gets_a_400(
+    client: TestClient[Any, Any], connection: aiosqlite.Connection, timestamp: str
+) -> None:
+    job = await submitted_job(JobRepository(connection))
+    body = prediction_body()
+    headers = {**signed_headers(body), "webhook-timestamp": timestamp}
+
+    response = await post(client, job, body, headers)
+
+    assert response.status == 400
+
+
+async def test_a_newline_in_the_callback_path_cannot_forge_a_log_line(
+    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    response = await client.post(
+        "/callbacks/x%0A2026-12-02 CRITICAL bot: forged",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+        params={"job": "1", "token": "t"},
+    )
+
+    assert response.status == 404
+    assert caplog.records
+    assert all("\n" not in record.getMessage() for record in caplog.records)

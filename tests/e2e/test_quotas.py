@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 
@@ -89,6 +90,22 @@ async def test_a_member_cannot_cancel_someone_elses_job(bot: RunningBot) -> None
     [button] = [c["custom_id"] for row in message["components"] for c in row["components"]]
 
     clicked = await bot.discord.click_button(button, message, user_id=OTHER_MEMBER)
+    reply = await clicked.wait_for_response()
+
+    assert "not one of yours" in text_of(reply)
+
+
+async def test_a_cancel_button_naming_a_job_that_cannot_exist_gets_the_same_clear_answer(
+    bot: RunningBot,
+) -> None:
+    bot.replicate.processing_seconds = 30
+    await bot.command("imagine", {"prompt": "mine"})
+    _, listing = await bot.command("queue")
+    message = copy.deepcopy(listing["message"])
+    forged = "imagine:cancel:" + "9" * 30  # past SQLite's integer range
+    message["components"][0]["components"][0]["custom_id"] = forged
+
+    clicked = await bot.discord.click_button(forged, message)
     reply = await clicked.wait_for_response()
 
     assert "not one of yours" in text_of(reply)

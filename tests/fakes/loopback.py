@@ -196,3 +196,25 @@ class Receiver(FakeServer):
     async def _hook(self, request: web.Request) -> web.Response:
         await self.record(request)
         return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+
+class InternalService(FakeServer):
+    """Another service on the operator's machine that a hostile provider answer might name:
+    it answers every GET with ``body`` and records it, so a test can prove nobody asked."""
+
+    def __init__(
+        self, body: bytes = b'{"secret": "internal"}', content_type: str = "application/json"
+    ) -> None:
+        super().__init__()
+        self.body = body
+        self.content_type = content_type
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/{path:.*}", self._any)
+
+    def url(self, path: str = "latest/meta-data") -> str:
+        return f"{self.origin}/{path}"
+
+    async def _any(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        return web.Response(body=self.body, content_type=self.content_type)

@@ -7,6 +7,7 @@ for the wall clock; only callbacks are awaited, on the fake's own delivery condi
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import AsyncIterator
 
@@ -954,3 +955,13 @@ async def test_prompts_up_to_five_thousand_characters_are_accepted(http: HttpCli
 
     assert capabilities.accepts_prompt("x" * 5000)
     assert not capabilities.accepts_prompt("x" * 5001)
+
+
+def test_polls_follow_the_documented_schedule(fake_apikley: FakeApikley, http: HttpClient) -> None:
+    provider = an_apikley_provider(fake_apikley, http)
+    assert provider.poll_schedule is not None
+
+    waits = list(itertools.islice(provider.poll_schedule.waits(), 26))
+
+    # Every 2-3 s for the first 30 s, 5-10 s until 2 min, then 15-30 s (providers.md §3.3).
+    assert waits == [2.5] * 12 + [7.5] * 12 + [20.0] * 2
