@@ -56,11 +56,10 @@ import aiosqlite
 from pydantic import SecretStr
 
 from bot.core.config import ReplicateProviderSettings, Settings
-from bot.core.delivery import Attachment
+from bot.core.delivery import Result
 from bot.core.domain import (
     DiscordTarget,
     GenerationRequest,
-    Job,
     JobState,
     Member,
     Reservation,
@@ -337,14 +336,8 @@ class CountingPublisher(RecordingPublisher):
         self._expected = expected
         self.all_posted = asyncio.Event()
 
-    async def publish_images(
-        self, job: Job, attachments: Sequence[Attachment], oversized: Sequence[str]
-    ) -> None:
-        await super().publish_images(job, attachments, oversized)
-        self._count()
-
-    async def publish_failure(self, job: Job) -> None:
-        await super().publish_failure(job)
+    async def post_in_channel(self, result: Result) -> None:
+        await super().post_in_channel(result)
         self._count()
 
     def _count(self) -> None:

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
 import discord
 
-from bot.core.delivery import Attachment
+from bot.core.delivery import Attachment, Result
 from bot.core.domain import Job
-from bot.core.errors import DeliveryFailed
+from bot.core.errors import ChannelUnavailable, DeliveryFailed
 from bot.messages import failure_embed, queued_embed, requester_only, result_embed
 
 log = logging.getLogger(__name__)
 
 FALLBACK_NOTE = "I could not post in that channel, so here is your result privately."
+# Discord accepts "@original" wherever an interaction webhook takes a message id.
+ORIGINAL_RESPONSE = cast(int, "@original")
+# 50027 "Invalid Webhook Token": the 15-minute interaction token has expired (401). Retrying
+# cannot help, so it ends that route at once.
+INVALID_WEBHOOK_TOKEN = 50027
+
+
+def token_refused(error: discord.HTTPException) -> bool:
+    """The interaction webhook will never work again: expired, unknown or forbidden."""
+    return (
+        error.status in (401, 403, 404)
+        or error.code == INVALID_WEBHOOK_TOKEN
+        or isinstance(error, discord.NotFound | discord.Forbidden)
+    )
 
 
 class DiscordPublisher:
-    """Posts results in the job's channel; falls back to the interaction webhook.
+    """Posts results in the job's channel, else shows them in the member's private response.
 
     The channel is addressed by id (a partial messageable) so delivery works after a restart
     with an empty cache. When the channel is gone or closed to the bot, the interaction
@@ -31,25 +45,52 @@ class DiscordPublisher:
     def __init__(self, client: discord.Client) -> None:
         self._client = client
 
-    async def publish_images(
-        self, job: Job, attachments: Sequence[Attachment], oversized: Sequence[str]
-    ) -> None:
-        first = attachments[0].filename if attachments else None
-        await self._send(job, embed=result_embed(job, first, oversized), files=attachments)
+    async def post_in_channel(self, result: Result) -> None:
+        job = result.job
+        target = job.target
+        channel = self._client.get_partial_messageable(target.channel_id, guild_id=target.guild_id)
+        try:
+            await channel.send(
+                content=f"<@{target.user_id}>",
+                embed=_embed(result),
+                files=_files(result.attachments),
+                allowed_mentions=requester_only(target.user_id),
+                # Discord drops a second message with the same enforced nonce, so a restart
+                # between posting and recording the post does not ping the member twice.
+                nonce=f"imagine-job-{job.id}",
+            )
+        except (discord.NotFound, discord.Forbidden) as exc:
+            raise ChannelUnavailable(detail=f"channel {target.channel_id} refused: {exc}") from exc
 
-    async def publish_failure(self, job: Job) -> None:
-        await self._send(job, embed=failure_embed(job), files=())
+    async def show_privately(self, results: Sequence[Result]) -> None:
+        """Edit the member's original ephemeral response: an edit shows the same thing however
+        often it is repeated, so a restart between it and its record never sends twice."""
+        job = results[-1].job
+        try:
+            await self._interaction_webhook(job).edit_message(
+                ORIGINAL_RESPONSE,
+                content=FALLBACK_NOTE,
+                embeds=[_embed(result) for result in results],
+                attachments=_files(a for result in results for a in result.attachments),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            if token_refused(exc):
+                raise DeliveryFailed(detail=f"interaction webhook refused: {exc}") from exc
+            raise
 
     async def publish_progress(self, job: Job, position: int | None) -> None:
         """Edit the ephemeral queued reply, while the interaction token still works."""
-        target = job.target
-        if target.interaction_expires_at <= datetime.now(UTC):
+        if job.target.interaction_expires_at <= datetime.now(UTC):
             return
-        # Discord accepts "@original" wherever an interaction webhook takes a message id.
-        original = cast(int, "@original")
-        await self._interaction_webhook(job).edit_message(
-            original, embed=queued_embed(job, position)
-        )
+        try:
+            await self._interaction_webhook(job).edit_message(
+                ORIGINAL_RESPONSE, embed=queued_embed(job, position)
+            )
+        except discord.HTTPException as exc:
+            if not token_refused(exc):
+                raise
+            log.info("job %s: progress not shown, the interaction token is gone", job.id)
 
     def _interaction_webhook(self, job: Job) -> discord.Webhook:
         """The webhook of the job's interaction, reachable for 15 minutes after the command."""
@@ -60,36 +101,13 @@ class DiscordPublisher:
         webhook.type = discord.WebhookType.application
         return webhook
 
-    async def _send(self, job: Job, *, embed: discord.Embed, files: Sequence[Attachment]) -> None:
-        target = job.target
-        channel = self._client.get_partial_messageable(target.channel_id, guild_id=target.guild_id)
-        try:
-            await channel.send(
-                content=f"<@{target.user_id}>",
-                embed=embed,
-                files=_files(files),
-                allowed_mentions=requester_only(target.user_id),
-                # Discord drops a second message with the same enforced nonce, so a restart
-                # between posting and recording the post does not ping the member twice.
-                nonce=f"imagine-job-{job.id}",
-            )
-            return
-        except (discord.NotFound, discord.Forbidden) as exc:
-            log.warning("job %s: cannot post in channel %s: %s", job.id, target.channel_id, exc)
-            channel_problem = exc
-        if target.interaction_expires_at <= datetime.now(UTC):
-            raise DeliveryFailed(detail=f"channel refused ({channel_problem}); token expired")
-        try:
-            await self._interaction_webhook(job).send(
-                content=FALLBACK_NOTE,
-                embed=embed,
-                files=_files(files),
-                ephemeral=True,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-        except (discord.NotFound, discord.Forbidden) as exc:
-            raise DeliveryFailed(detail=f"channel and interaction webhook refused: {exc}") from exc
+
+def _embed(result: Result) -> discord.Embed:
+    if result.job.error is not None:
+        return failure_embed(result.job)
+    first = result.attachments[0].filename if result.attachments else None
+    return result_embed(result.job, first, result.oversized)
 
 
-def _files(attachments: Sequence[Attachment]) -> list[discord.File]:
+def _files(attachments: Iterable[Attachment]) -> list[discord.File]:
     return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in attachments]

@@ -206,6 +206,8 @@ class Job:
     not_applied: frozenset[Option] = frozenset()
     # Providers that may hold an unconfirmed create of this job: it is never sent there again.
     maybe_created_at: tuple[str, ...] = ()
+    # When the result was first shown in the member's private response instead of the channel.
+    private_delivery_at: datetime | None = None
 
     @property
     def generation_seconds(self) -> float | None:

@@ -172,6 +172,10 @@ class UnsafeImageSource(ResultUnavailable):
     )
 
 
+class ChannelUnavailable(BotError):
+    """The job's channel is gone or closed to the bot; the member may still be reached."""
+
+
 class DeliveryFailed(BotError):
     """No Discord destination accepted the result (deleted channel, missing permissions...)."""
 

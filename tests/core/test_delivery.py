@@ -1,19 +1,36 @@
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.core.delivery import DeliveryService
+from bot.core.delivery import Attachment, DeliveryService, Result, within_upload_limit
 from bot.core.domain import Job, JobState
-from bot.core.errors import DeliveryFailed
+from bot.core.errors import ChannelUnavailable, DeliveryFailed
 from bot.core.images import Image, ImageStore
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
-from tests.factories import a_request, a_target
+from tests.factories import a_request, a_reservation, a_target
 from tests.fakes.recording_publisher import RecordingPublisher
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+JOB = Job(
+    id=1,
+    state=JobState.SUCCEEDED,
+    request=a_request(),
+    target=a_target(),
+    provider="replicate",
+    provider_job_id="p1",
+    callback_token="t",
+    attempts=1,
+    error=None,
+    delivery_error=None,
+    image_paths=(),
+    created_at=datetime.now(UTC),
+    updated_at=datetime.now(UTC),
+)
 
 
 async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: int) -> Job:
@@ -111,3 +128,60 @@ async def test_missing_image_file_makes_the_job_undeliverable(
     publisher = RecordingPublisher()
     await DeliveryService(publisher, store, repository).deliver(job)
     assert (await state_of(repository, job.id)).state is JobState.UNDELIVERABLE
+
+
+async def test_a_refusing_channel_sends_the_result_to_the_private_response(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher(ChannelUnavailable(detail="10003 Unknown Channel"))
+
+    await DeliveryService(publisher, store, repository).deliver(job)
+
+    assert publisher.private == [[(job.id, [f"job-{job.id}-1.jpg"])]]
+    after = await state_of(repository, job.id)
+    assert after.state is JobState.DELIVERED
+    assert after.private_delivery_at is not None
+
+
+async def test_a_refusing_channel_after_the_token_expired_is_undeliverable_at_once(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    expired = dataclasses.replace(
+        job, target=dataclasses.replace(job.target, interaction_expires_at=datetime.now(UTC))
+    )
+    publisher = RecordingPublisher(ChannelUnavailable(detail="10003 Unknown Channel"))
+
+    await DeliveryService(publisher, store, repository).deliver(expired)
+
+    assert publisher.private == []
+    assert (await state_of(repository, job.id)).state is JobState.UNDELIVERABLE
+
+
+async def test_progress_never_overwrites_a_result_shown_privately(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    first, second = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="t",
+        now=1,
+        reservation=a_reservation(jobs=2),
+    )
+    await repository.mark_private_delivery(first.id, now=2)
+    publisher = RecordingPublisher()
+
+    await DeliveryService(publisher, store, repository).progress(second, None)
+
+    assert publisher.progress == []
+
+
+def test_files_of_one_private_response_fit_the_upload_limit_together() -> None:
+    big = Attachment("a.png", b"x" * 600)
+    results = [Result(job=JOB, attachments=(big,)), Result(job=JOB, attachments=(big,))]
+
+    fitted = within_upload_limit(results, 1000)
+
+    assert [r.attachments for r in fitted] == [(big,), ()]
+    assert [r.oversized for r in fitted] == [(), ("a.png",)]

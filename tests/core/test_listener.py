@@ -37,10 +37,10 @@ MAX_BODY = 4096
 
 
 class NeverPublishes:
-    async def publish_images(self, *_: object) -> None:
+    async def post_in_channel(self, *_: object) -> None:
         raise AssertionError("callbacks must not publish")
 
-    async def publish_failure(self, *_: object) -> None:
+    async def show_privately(self, *_: object) -> None:
         raise AssertionError("callbacks must not publish")
 
     async def publish_progress(self, *_: object) -> None:

@@ -92,14 +92,3 @@ async def test_a_safety_block_is_explained_in_the_channel_and_refunded(bot: Runn
     assert "safety filter" in embed["description"]
     assert "1 credit given back" in embed["description"]
     assert post["attachments"] == []
-
-
-async def test_a_deleted_channel_gets_the_image_privately_instead(bot: RunningBot) -> None:
-    bot.discord.delete_channel(bot.discord.channel_id)
-    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
-
-    followup = await bot.discord.wait_for_followup(interaction.token)
-
-    assert followup["flags"] & EPHEMERAL
-    assert len(followup["attachments"]) == 1
-    assert bot.discord.channel_messages[bot.discord.channel_id] == []

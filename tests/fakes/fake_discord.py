@@ -28,6 +28,7 @@ to answer the way Discord does, down to details discord.py depends on:
   only once the interaction was acknowledged (before that the webhook is unknown, 10015), and
   the first followup after a deferral edits the "thinking" message instead of posting a new
   one, keeping the deferral's ephemeral flag (Discord's Create Followup Message documentation).
+  An expired token's webhook answers 401 50027 "Invalid Webhook Token".
 - Application commands are stored on PUT with Discord's fields (ids kept stable per name and
   type across overwrites, a new ``version`` per PUT, permissions as strings) after Discord's
   validation of names, descriptions, option order, choices and lengths.
@@ -473,6 +474,7 @@ class FakeDiscord:
         self.non_members: set[int] = set()
         self._deleted_channels: set[int] = set()
         self._forbidden_channels: set[int] = set()
+        self._expired_tokens: set[str] = set()
         self._nonces: dict[tuple[int, str], tuple[float, JSON]] = {}
         self._sessions: dict[str, _Session] = {}
         self._session: _Session | None = None
@@ -557,6 +559,10 @@ class FakeDiscord:
 
     def forbid_channel(self, channel_id: int) -> None:
         self._forbidden_channels.add(channel_id)
+
+    def expire_interaction_token(self, token: str) -> None:
+        """The token's interaction webhook answers 401 50027, as after its 15 minutes."""
+        self._expired_tokens.add(token)
 
     async def invoke_slash_command(
         self,
@@ -1206,6 +1212,8 @@ class FakeDiscord:
         return _json_response({"interaction": answer, "resource": resource})
 
     def _webhook_interaction(self, request: web.Request) -> FakeInteraction:
+        if request.match_info["token"] in self._expired_tokens:
+            raise _ApiError(401, 50027, "Invalid Webhook Token")
         interaction = self._interactions.get(request.match_info["token"])
         if (
             int(request.match_info["application_id"]) != self.application_id

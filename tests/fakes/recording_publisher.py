@@ -7,30 +7,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.core.delivery import Attachment
+from bot.core.delivery import Result
 from bot.core.domain import Job
 
 
 class RecordingPublisher:
-    """The Publisher port, recording calls; ``failures`` are raised first, in order."""
+    """The Publisher port, recording calls; ``failures`` are raised first, in order, by
+    channel posts; ``private_failures`` likewise by private responses."""
 
     def __init__(self, *failures: Exception) -> None:
         self.failures = list(failures)
+        self.private_failures: list[Exception] = []
         self.images: list[tuple[int, list[str], list[str]]] = []
         self.failed_jobs: list[int] = []
+        self.private: list[list[tuple[int, list[str]]]] = []
         self.progress: list[tuple[int, int | None]] = []
 
-    async def publish_images(
-        self, job: Job, attachments: Sequence[Attachment], oversized: Sequence[str]
-    ) -> None:
+    async def post_in_channel(self, result: Result) -> None:
         if self.failures:
             raise self.failures.pop(0)
-        self.images.append((job.id, [a.filename for a in attachments], list(oversized)))
+        if result.job.error is not None:
+            self.failed_jobs.append(result.job.id)
+        else:
+            self.images.append(
+                (result.job.id, [a.filename for a in result.attachments], list(result.oversized))
+            )
 
-    async def publish_failure(self, job: Job) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.failed_jobs.append(job.id)
+    async def show_privately(self, results: Sequence[Result]) -> None:
+        """Records each private response as (job id, file names) per result shown."""
+        if self.private_failures:
+            raise self.private_failures.pop(0)
+        self.private.append(
+            [(result.job.id, [a.filename for a in result.attachments]) for result in results]
+        )
 
     async def publish_progress(self, job: Job, position: int | None) -> None:
         self.progress.append((job.id, position))

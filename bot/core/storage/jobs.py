@@ -75,6 +75,7 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         effective_prompt=row["effective_prompt"],
         not_applied=_options(row["not_applied"]),
         maybe_created_at=tuple(json.loads(row["maybe_created_at"])),
+        private_delivery_at=_to_datetime(row["private_delivery_at"]),
     )
 
 
@@ -260,6 +261,21 @@ class JobRepository:
             "ORDER BY id",
             (guild_id, user_id, *(state.value for state in _IN_PROGRESS)),
         )
+
+    async def request_jobs(self, interaction_token: str) -> list[Job]:
+        """Every job of one /imagine (they share its interaction token), in id order."""
+        return await self._select(
+            "SELECT * FROM jobs WHERE interaction_token = ? ORDER BY id", (interaction_token,)
+        )
+
+    async def mark_private_delivery(self, job_id: int, *, now: float) -> None:
+        """Note, once, that the result goes to the member's private response (not a state
+        change: the job is delivered only once that response shows it)."""
+        async with self._db.execute(
+            "UPDATE jobs SET private_delivery_at = ? WHERE id = ? AND private_delivery_at IS NULL",
+            (now, job_id),
+        ):
+            pass
 
     async def mark_submitting(
         self,

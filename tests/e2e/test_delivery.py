@@ -1,0 +1,101 @@
+"""Where a result goes when its channel refuses it: the member's own private response, which
+is edited (never a second message), so a restart mid-delivery cannot send it twice."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from bot.publisher import FALLBACK_NOTE
+from tests.e2e.conftest import BotRunner, RunningBot, eventually
+from tests.fakes.fake_discord import EPHEMERAL, FakeInteraction
+
+LIGHTHOUSE = {"prompt": "a lighthouse at dusk"}
+
+
+def private_results(interaction: FakeInteraction) -> list[dict[str, Any]]:
+    """The edits of the member's response that show results."""
+    return [
+        record
+        for record in interaction.responses
+        if record["kind"] == "edit" and record.get("content") == FALLBACK_NOTE
+    ]
+
+
+def webhook_calls(bot: RunningBot, interaction: FakeInteraction) -> list[tuple[str, str]]:
+    return [request for request in bot.discord.requests if interaction.token in request[1]]
+
+
+def forget_delivery(database: Path) -> None:
+    """What a kill between the private edit and its record leaves: a succeeded job."""
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute(
+            "UPDATE jobs SET state = 'succeeded', charge = 'reserved', delivered_at = NULL"
+        )
+
+
+async def test_a_deleted_channel_gets_the_image_in_the_private_response(bot: RunningBot) -> None:
+    bot.discord.delete_channel(bot.discord.channel_id)
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+
+    await eventually(lambda: bool(private_results(interaction)))
+    await eventually(lambda: bot.job_states() == ["delivered"])
+
+    [shown] = private_results(interaction)
+    assert shown["message"]["flags"] & EPHEMERAL
+    assert len(shown["attachments"]) == 1
+    assert [r["kind"] for r in interaction.responses].count("followup") == 0
+    assert bot.discord.channel_messages[bot.discord.channel_id] == []
+
+
+async def test_a_restart_between_the_private_result_and_its_record_shows_it_once(
+    runner: BotRunner,
+) -> None:
+    runner.discord.delete_channel(runner.discord.channel_id)
+    async with runner.run() as bot:
+        interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+        await eventually(lambda: bot.job_states() == ["delivered"])
+    forget_delivery(bot.database)
+
+    async with runner.run() as bot:
+        await eventually(lambda: bot.job_states() == ["delivered"])
+
+    first, again = private_results(interaction)
+    assert again["embeds"] == first["embeds"]
+    assert [a["filename"] for a in again["message"]["attachments"]] == [
+        a["filename"] for a in first["message"]["attachments"]
+    ]
+    assert [r["kind"] for r in interaction.responses].count("followup") == 0
+    assert runner.replicate.create_count == 1
+
+
+async def test_an_expired_interaction_token_ends_the_private_route_at_once(
+    bot: RunningBot,
+) -> None:
+    bot.replicate.processing_seconds = 0.5
+    bot.discord.delete_channel(bot.discord.channel_id)
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+    await eventually(lambda: bot.job_states() == ["submitted"])
+    bot.discord.expire_interaction_token(interaction.token)
+    calls_before = len(webhook_calls(bot, interaction))
+
+    # Without the 2 + 10 + 30 s of retries a transient error would get.
+    await eventually(lambda: bot.job_states() == ["undeliverable"], timeout=5)
+
+    assert len(webhook_calls(bot, interaction)) == calls_before + 1
+    assert private_results(interaction) == []
+
+
+async def test_every_image_of_a_request_shows_in_the_one_private_response(
+    bot: RunningBot,
+) -> None:
+    bot.discord.delete_channel(bot.discord.channel_id)
+    interaction, _ = await bot.command("imagine", {**LIGHTHOUSE, "count": 2})
+
+    await eventually(lambda: bot.job_states() == ["delivered", "delivered"])
+
+    last = private_results(interaction)[-1]
+    assert len(last["message"]["attachments"]) == 2
+    assert len(last["embeds"]) == 2
