@@ -13,7 +13,7 @@ import discord
 from bot.core.delivery import Attachment, Result
 from bot.core.domain import Job
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
-from bot.messages import failure_embed, queued_embed, requester_only, result_embed
+from bot.messages import failure_embed, fit_all, queued_embed, requester_only, result_embed
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class DiscordPublisher:
             await self._interaction_webhook(job).edit_message(
                 ORIGINAL_RESPONSE,
                 content=FALLBACK_NOTE,
-                embeds=[_embed(result) for result in results],
+                # A request has at most 4 jobs; their embeds share one 6,000-character total.
+                embeds=fit_all([_embed(result) for result in results]),
                 attachments=_files(a for result in results for a in result.attachments),
                 allowed_mentions=discord.AllowedMentions.none(),
             )

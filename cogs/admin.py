@@ -21,11 +21,13 @@ from bot.core.errors import InvalidRequest, NotAllowed
 from bot.core.quotas import MAX_CREDITS_SETTING, MAX_GRANT, GuildPolicy, QuotaService
 from bot.core.routing import RECENT_CALLS, HealthReport, HealthState, Router
 from bot.core.storage.quotas import AuditEntry, CreditLimit, UsageReport
-from bot.messages import NO_MENTIONS, TIER_LABELS
+from bot.messages import NO_MENTIONS, TIER_LABELS, fit, quote
 
 Credits = Range[int, 0, MAX_CREDITS_SETTING]
 TIER_CHOICES = [Choice(name=TIER_LABELS[tier], value=tier.value) for tier in Tier]
 PERIOD_CHOICES = [Choice(name="Today", value="day"), Choice(name="This month", value="month")]
+# Enough of a provider's last error to recognise it, so many providers still fit one message.
+LAST_ERROR_CHARS = 200
 
 
 def _guild_and_actor(interaction: discord.Interaction[discord.Client]) -> tuple[int, int]:
@@ -70,7 +72,7 @@ def policy_embed(policy: GuildPolicy) -> discord.Embed:
                     f"{mention.format(subject)}: {_limit_text(limit.daily or None)} a day · "
                     f"{_limit_text(limit.monthly or None)} a month"
                     for subject, limit in sorted(limits.items())
-                )[:1024],
+                ),
                 inline=False,
             )
     for tier, roles in policy.tier_roles.items():
@@ -85,7 +87,7 @@ def policy_embed(policy: GuildPolicy) -> discord.Embed:
         f"member · {policy.max_queued_per_guild} waiting in all",
         inline=False,
     )
-    return embed
+    return fit(embed)
 
 
 def usage_embed(report: UsageReport, period: str) -> discord.Embed:
@@ -115,7 +117,7 @@ def usage_embed(report: UsageReport, period: str) -> discord.Embed:
         f"{report.refunded_credits} credit(s) refunded",
         inline=False,
     )
-    return embed
+    return fit(embed)
 
 
 def usage_csv(report: UsageReport) -> bytes:
@@ -135,8 +137,8 @@ def audit_embed(entries: list[AuditEntry]) -> discord.Embed:
         f"**{entry.action}** " + ", ".join(f"{key}={value}" for key, value in entry.details.items())
         for entry in entries
     ]
-    embed.description = "\n".join(lines)[:4000] or "No changes yet."
-    return embed
+    embed.description = "\n".join(lines) or "No changes yet."
+    return fit(embed)
 
 
 def providers_embed(reports: list[HealthReport]) -> discord.Embed:
@@ -156,9 +158,9 @@ def providers_embed(reports: list[HealthReport]) -> discord.Embed:
         if report.average_latency is not None:
             lines.append(f"Average answer: {report.average_latency:.1f} s")
         if report.last_error:
-            lines.append(f"Last error: {discord.utils.escape_markdown(report.last_error[:200])}")
+            lines.append(f"Last error: {quote(report.last_error, LAST_ERROR_CHARS)}")
         embed.add_field(name=report.provider, value="\n".join(lines), inline=False)
-    return embed
+    return fit(embed)
 
 
 @app_commands.guild_only()

@@ -11,13 +11,15 @@ from discord.ext import commands
 
 from bot.core.domain import Job
 from bot.core.jobs import JobService
-from bot.messages import NO_MENTIONS, TIER_LABELS, quote_prompt
+from bot.messages import NO_MENTIONS, TIER_LABELS, fit, quote
 from bot.tree import reply_with_error
 from cogs.common import member_of
 
 # Discord allows 5 action rows per message; one cancel button per job.
 MAX_LISTED = 5
 CANCEL_TEMPLATE = r"imagine:cancel:(?P<job_id>[0-9]+)"
+# A glimpse of each prompt, enough to tell one's jobs apart; the whole prompt is in the reply.
+PROMPT_PREVIEW_CHARS = 200
 
 
 class CancelJobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANCEL_TEMPLATE):
@@ -66,18 +68,17 @@ def queue_embed(entries: list[tuple[Job, int | None]]) -> discord.Embed:
     embed = discord.Embed(title="Your jobs", colour=discord.Colour.blurple())
     if not entries:
         embed.description = "Nothing queued or running. Use /imagine to start one."
-        return embed
     for job, position in entries[:MAX_LISTED]:
         status = "running" if position is None else f"position {position}"
         age = discord.utils.format_dt(job.created_at, "R")
         embed.add_field(
             name=f"#{job.id} · {TIER_LABELS[job.request.tier]} · {status}",
-            value=f"queued {age}\n{quote_prompt(job.request.prompt)[:200]}",
+            value=f"queued {age}\n{quote(job.request.prompt, PROMPT_PREVIEW_CHARS)}",
             inline=False,
         )
     if len(entries) > MAX_LISTED:
         embed.set_footer(text=f"and {len(entries) - MAX_LISTED} more")
-    return embed
+    return fit(embed)
 
 
 class QueueCog(commands.Cog):

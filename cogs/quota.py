@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.quotas import PeriodUsage, QuotaService, QuotaStatus
-from bot.messages import NO_MENTIONS, TIER_LABELS
+from bot.messages import NO_MENTIONS, TIER_LABELS, fit
 from cogs.common import member_of
 
 
@@ -32,7 +32,7 @@ def quota_embed(status: QuotaStatus) -> discord.Embed:
         for tier, credits in status.tier_credits.items()
     )
     embed.add_field(name="Prices", value=prices, inline=False)
-    return embed
+    return fit(embed)
 
 
 class QuotaCog(commands.Cog):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from bot.core.quotas import (
     day_start,
     next_month,
 )
+from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import CreditLimit
-from tests.conftest import table_snapshot
+from tests.conftest import move_to_submitted, stored_job, table_snapshot
 from tests.factories import (
     A_MEMBER,
     GUILD_ID,
@@ -32,6 +34,7 @@ from tests.factories import (
     ManualClock,
     a_replicate_provider,
     a_request,
+    a_reservation,
     a_target,
 )
 from tests.fakes.fake_replicate import FakeReplicate
@@ -322,6 +325,31 @@ async def test_usage_report_ranks_members_and_counts_refunds(
 
     assert [(m.user_id, m.credits) for m in report.top_members] == [(OTHER_USER, 3)]
     assert report.credits_by_tier[Tier.ULTRA] == 3
+    assert (report.failed, report.refunded_credits) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "post",
+    [
+        lambda jobs, job_id: jobs.mark_delivered(job_id, now=5),
+        lambda jobs, job_id: jobs.mark_undeliverable(job_id, reason="channel gone", now=5),
+    ],
+    ids=["delivered", "undeliverable"],
+)
+async def test_usage_report_counts_a_failure_after_it_was_posted(
+    repository: JobRepository,
+    quotas: QuotaService,
+    clock: ManualClock,
+    post: Callable[[JobRepository, int], Awaitable[bool]],
+) -> None:
+    """A failure is posted like a result: its state moves on, its error and refund stay."""
+    job = await stored_job(repository, now=clock.now, reservation=a_reservation(credits=2))
+    await move_to_submitted(repository, job.id)
+    assert await repository.mark_failed(job.id, error="blocked", now=4)
+    assert await post(repository, job.id)
+
+    report = await quotas.usage_report(GUILD_ID, monthly=True)
+
     assert (report.failed, report.refunded_credits) == (1, 2)
 
 

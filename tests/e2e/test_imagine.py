@@ -6,7 +6,7 @@ import io
 
 from PIL import Image as PillowImage
 
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import BotRunner, RunningBot
 from tests.fakes.fake_discord import EPHEMERAL
 
 LIGHTHOUSE = {
@@ -92,3 +92,16 @@ async def test_a_safety_block_is_explained_in_the_channel_and_refunded(bot: Runn
     assert "safety filter" in embed["description"]
     assert "1 credit given back" in embed["description"]
     assert post["attachments"] == []
+
+
+async def test_a_4000_character_markdown_prompt_is_answered_and_posted(
+    runner: BotRunner,
+) -> None:
+    prompt = "*_~|>`\\" * 571 + "***"  # 4,000 characters, each doubled by escaping
+    async with runner.run(discord={"max_prompt_length": 4000}) as bot:
+        _, reply = await bot.command("imagine", {"prompt": prompt})
+
+        [post] = await bot.channel_posts()
+
+    assert reply["data"]["embeds"][0]["title"] == "Queued"
+    assert len(post["attachments"]) == 1

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
-from bot.core.domain import Charge, JobState, Tier
+from bot.core.domain import Charge, Tier
 
 LimitSubject = Literal["role", "member"]
 
@@ -229,19 +229,24 @@ class QuotaRepository:
         ]
 
     async def usage_report(self, guild_id: int, *, since: float, top: int) -> UsageReport:
+        """Outcomes, not states: ``failed`` is only a moment in a job's life (it is posted and
+        becomes delivered or undeliverable), but a failure keeps its error; and every job that
+        failed or was canceled, whatever its state now, had its credits released."""
         async with self._db.execute(
-            "SELECT id, user_id, tier, state, credits, charge, created_at FROM jobs "
+            "SELECT id, user_id, tier, state, credits, charge, created_at, "
+            "error IS NOT NULL AS failed FROM jobs "
             "WHERE guild_id = ? AND created_at >= ? ORDER BY id",
             (guild_id, since),
         ) as cursor:
-            rows = [tuple(row) for row in await cursor.fetchall()]
+            records = await cursor.fetchall()
+        rows = [tuple(record)[:-1] for record in records]  # the CSV does without the flag
         spent: dict[int, list[int]] = {}
         by_tier = dict.fromkeys(Tier, 0)
-        failed = refunded = 0
-        for _, user_id, tier, state, credits, charge, _ in rows:
+        failed = sum(record["failed"] for record in records)
+        refunded = 0
+        for _, user_id, tier, _, credits, charge, _ in rows:
             if charge == Charge.RELEASED:
                 refunded += credits
-                failed += state == JobState.FAILED
                 continue
             member = spent.setdefault(user_id, [0, 0])
             member[0] += 1
