@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import discord
 
 from bot.core.config import (
     AimlProviderSettings,
@@ -19,8 +19,7 @@ from bot.core.config import (
     ReplicateProviderSettings,
     Secrets,
     Settings,
-    load_settings,
-    read_secrets,
+    load_configuration,
 )
 from bot.core.domain import AspectRatio, GenerationRequest, OutputFormat, SafetyLevel, Tier
 from bot.core.errors import BotError, InvalidRequest
@@ -28,7 +27,13 @@ from bot.core.images import ImageStore
 from bot.core.jobs import await_completion, poll_waits, validate_request
 from bot.core.providers.base import ImageProvider, ProviderStatus
 from bot.core.providers.registry import provider_clients
-from bot.runner import run
+from bot.logs import configure_logging
+from bot.runner import StartupFailed, log_in, run
+
+# What the bot needs in a channel (README, "Discord application"), for the invite URL.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, embed_links=True, attach_files=True
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         "check-config", parents=[common], help="validate settings, environment and API keys"
     )
     check.add_argument(
-        "--offline", action="store_true", help="do not contact the providers to check keys"
+        "--offline",
+        action="store_true",
+        help="do not contact Discord and the providers to check the token and keys",
     )
     generate = commands.add_parser(
         "generate", parents=[common], help="generate one image without Discord"
@@ -73,24 +80,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     try:
-        settings = load_settings(arguments.config)
+        settings, secrets = load_configuration(
+            arguments.config, require_discord=arguments.command != "generate"
+        )
     except ConfigInvalid as exc:
         return _report(exc.problems)
-    secrets, problems = read_secrets(settings, require_discord=arguments.command != "generate")
     if arguments.command == "check-config":
-        if problems:
-            return _report(problems)
         _summarise(settings)
-        return 0 if arguments.offline else asyncio.run(check_keys(settings, secrets))
-    if problems:
-        return _report(problems)
+        return 0 if arguments.offline else asyncio.run(check_online(settings, secrets))
     if arguments.command == "run":
-        asyncio.run(run(settings, secrets))
+        try:
+            asyncio.run(run(settings, secrets))
+        except StartupFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     request = GenerationRequest(
         prompt=arguments.prompt,
@@ -164,6 +169,38 @@ async def _generate_once(
         print(f"note: the provider used the prompt {snapshot.prompt_used!r}", file=sys.stderr)
     images = await provider.download(snapshot)
     return await ImageStore(out).save(snapshot.id, images)
+
+
+async def check_online(settings: Settings, secrets: Secrets) -> int:
+    """The Discord token and every provider's key, each checked even if another fails."""
+    discord_status = await check_discord(settings.discord.token_env, secrets)
+    keys_status = await check_keys(settings, secrets)
+    return max(discord_status, keys_status)
+
+
+async def check_discord(token_env: str, secrets: Secrets) -> int:
+    """Log in as the bot (``GET /users/@me``, which creates nothing) and print its invite URL;
+    1 if Discord refuses the token or cannot be reached."""
+    assert secrets.discord_token is not None
+    # Never connected to the gateway; without the guilds intent discord.py warns of state issues.
+    client = discord.Client(intents=discord.Intents(guilds=True))
+    try:
+        await log_in(client, secrets.discord_token.get_secret_value(), token_env=token_env)
+        # Both come with the login: /users/@me and /oauth2/applications/@me.
+        user, application_id = client.user, client.application_id
+    except StartupFailed as exc:
+        print(f"  discord: FAILED: {exc}")
+        return 1
+    finally:
+        await client.close()
+    assert user is not None
+    assert application_id is not None
+    invite = discord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+    print(f"  discord: token accepted (bot {user.name})")
+    print(f"  invite: {invite}")
+    return 0
 
 
 async def check_keys(settings: Settings, secrets: Secrets) -> int:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import aiohttp
+import discord
 from aiohttp import web
 
 from bot.client import ImagineBot
-from bot.core.config import Secrets, Settings
+from bot.core.config import DiscordSettings, Secrets, Settings
 from bot.core.delivery import DeliveryService
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService
@@ -31,6 +34,11 @@ from cogs.queue import QueueCog
 from cogs.quota import QuotaCog
 
 log = logging.getLogger(__name__)
+
+
+class StartupFailed(Exception):
+    """The bot cannot start for a reason the operator fixes outside it; the message is one line
+    saying what to do, shown instead of a traceback."""
 
 
 @dataclass(frozen=True)
@@ -104,17 +112,54 @@ async def assemble(
         )
         await listener.setup()
         stack.push_async_callback(listener.cleanup)
-        await web.TCPSite(
-            listener, settings.webhook.listen_host, settings.webhook.listen_port
-        ).start()
+        host, port = settings.webhook.listen_host, settings.webhook.listen_port
+        try:
+            await web.TCPSite(listener, host, port).start()
+        except OSError as exc:
+            # getaddrinfo's errors (an unknown listen_host) carry negative numbers.
+            reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
+            raise StartupFailed(
+                f"cannot listen for callbacks on {host}:{port} ({reason}): stop what uses that "
+                "port or set [webhook] listen_port (and listen_host) to one this machine can use"
+            ) from exc
         # Registered last so it runs first on exit: jobs stop before Discord and HTTP close.
         stack.push_async_callback(jobs.stop)
         yield Application(bot=bot, jobs=jobs, listener=listener)
 
 
-async def serve(application: Application, *, token: str, stop: asyncio.Event) -> None:
+async def log_in(client: discord.Client, token: str, *, token_env: str) -> None:
+    """Log ``client`` in; what the operator must fix is a StartupFailed, never the token."""
+    try:
+        await client.login(token)
+    except discord.LoginFailure as exc:
+        raise StartupFailed(
+            f"Discord refused the bot token in {token_env}: reset the token in the developer "
+            f"portal (Bot, Reset Token) and set {token_env} to the new one"
+        ) from exc
+    except discord.HTTPException as exc:
+        if exc.status < 500:
+            raise
+        raise StartupFailed(_unreachable(f"it answered {exc.status}")) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise StartupFailed(_unreachable(str(exc) or type(exc).__name__)) from exc
+
+
+def _unreachable(reason: str) -> str:
+    return (
+        f"cannot reach Discord ({' '.join(reason.split())}): check this machine's network, "
+        "proxy and firewall, and https://discordstatus.com"
+    )
+
+
+async def serve(
+    application: Application,
+    *,
+    token: str,
+    stop: asyncio.Event,
+    token_env: str = DiscordSettings().token_env,
+) -> None:
     """Log in, resume unfinished jobs, and stay connected until ``stop`` is set."""
-    await application.bot.login(token)
+    await log_in(application.bot, token, token_env=token_env)
     # Jobs resume after login: delivery needs Discord's REST API, not the gateway.
     await application.jobs.start()
     connection = asyncio.create_task(application.bot.connect(), name="discord-gateway")
@@ -143,5 +188,10 @@ async def run(settings: Settings, secrets: Secrets) -> None:
             application.listener_port,
             "callbacks on" if settings.webhook.public_url else "no public URL: polling",
         )
-        await serve(application, token=secrets.discord_token.get_secret_value(), stop=stop)
+        await serve(
+            application,
+            token=secrets.discord_token.get_secret_value(),
+            stop=stop,
+            token_env=settings.discord.token_env,
+        )
     log.info("stopped cleanly")

@@ -12,7 +12,11 @@ from PIL import Image as PillowImage
 from bot.cli import main
 from tests.fakes.fake_aiml import FakeAiml
 from tests.fakes.fake_apikley import FakeApikley
+from tests.fakes.fake_discord import running_fake_discord
 from tests.fakes.fake_replicate import FakeReplicate
+
+# View Channels, Send Messages, Embed Links and Attach Files (README, "Discord application").
+INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15)
 
 
 @pytest.fixture(autouse=True)
@@ -28,17 +32,23 @@ def test_check_config_lists_every_problem_and_fails(
     assert main(["check-config"]) == 1
     errors = capsys.readouterr().err
     assert "2 configuration problem(s)" in errors
-    assert "DISCORD_TOKEN is not set" in errors
-    assert "REPLICATE_API_TOKEN is not set" in errors
+    assert "DISCORD_TOKEN (the Discord bot token) is not set" in errors
+    assert 'REPLICATE_API_TOKEN (the API key of provider "replicate") is not set' in errors
 
 
-def test_check_config_reports_file_problems_before_environment(
+def test_check_config_reports_file_and_environment_problems_together(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[queue]\nmax_running_per_guild = 0\n", encoding="utf-8")
     assert main(["check-config", "--config", str(config)]) == 1
-    assert "queue.max_running_per_guild" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == [
+        "3 configuration problem(s):",
+        f"  - {config}, table [queue], key max_running_per_guild: must be at least 1 (it is 0)",
+        "  - environment variable DISCORD_TOKEN (the Discord bot token) is not set",
+        '  - environment variable REPLICATE_API_TOKEN (the API key of provider "replicate") is '
+        "not set",
+    ]
 
 
 def test_check_config_passes_and_never_prints_secrets(
@@ -173,7 +183,12 @@ async def test_generate_reports_a_safety_block_and_writes_nothing(tmp_path: Path
 
 
 async def test_check_config_verifies_every_providers_key(
-    tmp_path: Path, fake_replicate: FakeReplicate, fake_aiml: FakeAiml, fake_apikley: FakeApikley
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_replicate: FakeReplicate,
+    fake_aiml: FakeAiml,
+    fake_apikley: FakeApikley,
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
@@ -189,25 +204,72 @@ base_url = "{fake_apikley.base_url}"
 """,
         encoding="utf-8",
     )
+    monkeypatch.setenv("REPLICATE_API_TOKEN", fake_replicate.token)
+    monkeypatch.setenv("AIMLAPI_API_KEY", fake_aiml.token)
+    monkeypatch.setenv("APIKLEY_API_KEY", "revoked")
 
-    code, stdout, stderr = await run_cli(
-        "check-config",
-        "--config",
-        str(config),
-        env={
-            "DISCORD_TOKEN": "t",
-            "REPLICATE_API_TOKEN": fake_replicate.token,
-            "AIMLAPI_API_KEY": fake_aiml.token,
-            "APIKLEY_API_KEY": "revoked",
-        },
-    )
+    async with running_fake_discord() as fake_discord:
+        monkeypatch.setenv("DISCORD_TOKEN", fake_discord.token)
+        code = await check_config_in_a_thread(config)
 
-    assert code == 1, stderr
+    stdout = capsys.readouterr().out
+    assert code == 1
     assert "key replicate: key accepted" in stdout
     assert "key aiml: key accepted" in stdout
     assert "key apikley: FAILED" in stdout
     assert fake_aiml.generation_count == 0
     assert (fake_replicate.create_count, fake_apikley.create_count) == (0, 0)
+
+
+async def check_config_in_a_thread(config: Path) -> int:
+    """``check-config`` in process, so that discord.py goes to the fake Discord; in a thread,
+    so that the fakes keep serving on this test's event loop meanwhile."""
+    return await asyncio.to_thread(main, ["check-config", "--config", str(config)])
+
+
+async def test_check_config_accepts_the_discord_token_and_prints_the_invite_url(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_replicate: FakeReplicate,
+) -> None:
+    config = provider_config(tmp_path, fake_replicate.base_url, name="replicate")
+    monkeypatch.setenv("FAKE_PROVIDER_KEY", fake_replicate.token)
+
+    async with running_fake_discord() as fake_discord:
+        monkeypatch.setenv("DISCORD_TOKEN", fake_discord.token)
+        code = await check_config_in_a_thread(config)
+
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert "  discord: token accepted (bot fake-bot)" in printed
+    assert (
+        f"  invite: https://discord.com/oauth2/authorize?client_id={fake_discord.application_id}"
+        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+    ) in printed
+    assert {method for method, _ in fake_discord.requests} == {"GET"}  # it creates nothing
+
+
+async def test_check_config_fails_when_discord_refuses_the_token(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_replicate: FakeReplicate,
+) -> None:
+    config = provider_config(tmp_path, fake_replicate.base_url, name="replicate")
+    monkeypatch.setenv("FAKE_PROVIDER_KEY", fake_replicate.token)
+    monkeypatch.setenv("DISCORD_TOKEN", "revoked-bot-token")
+
+    async with running_fake_discord():
+        code = await check_config_in_a_thread(config)
+
+    output = capsys.readouterr()
+    assert code == 1
+    assert (
+        "  discord: FAILED: Discord refused the bot token in DISCORD_TOKEN: reset the token in "
+        "the developer portal (Bot, Reset Token) and set DISCORD_TOKEN to the new one"
+    ) in output.out.splitlines()
+    assert "revoked-bot-token" not in output.out + output.err
 
 
 async def test_generate_writes_several_images_from_apikley(
