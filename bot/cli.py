@@ -14,13 +14,12 @@ import discord
 
 from bot.core.config import (
     AimlProviderSettings,
-    ConfigInvalid,
     ProviderSettings,
     ReplicateProviderSettings,
     Secrets,
     Settings,
-    load_configuration,
 )
+from bot.core.config_loading import ConfigInvalid, load_configuration
 from bot.core.domain import AspectRatio, GenerationRequest, OutputFormat, SafetyLevel, Tier
 from bot.core.errors import BotError, InvalidRequest
 from bot.core.images import ImageStore
