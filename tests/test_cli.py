@@ -221,6 +221,15 @@ base_url = "{fake_apikley.base_url}"
     assert (fake_replicate.create_count, fake_apikley.create_count) == (0, 0)
 
 
+@pytest.fixture
+def replicate_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_replicate: FakeReplicate
+) -> Path:
+    """A config whose one provider is the fake Replicate, its key in the environment."""
+    monkeypatch.setenv("FAKE_PROVIDER_KEY", fake_replicate.token)
+    return provider_config(tmp_path, fake_replicate.base_url, name="replicate")
+
+
 async def check_config_in_a_thread(config: Path) -> int:
     """``check-config`` in process, so that discord.py goes to the fake Discord; in a thread,
     so that the fakes keep serving on this test's event loop meanwhile."""
@@ -228,17 +237,12 @@ async def check_config_in_a_thread(config: Path) -> int:
 
 
 async def test_check_config_accepts_the_discord_token_and_prints_the_invite_url(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    fake_replicate: FakeReplicate,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, replicate_config: Path
 ) -> None:
-    config = provider_config(tmp_path, fake_replicate.base_url, name="replicate")
-    monkeypatch.setenv("FAKE_PROVIDER_KEY", fake_replicate.token)
 
     async with running_fake_discord() as fake_discord:
         monkeypatch.setenv("DISCORD_TOKEN", fake_discord.token)
-        code = await check_config_in_a_thread(config)
+        code = await check_config_in_a_thread(replicate_config)
 
     printed = capsys.readouterr().out.splitlines()
     assert code == 0
@@ -251,17 +255,12 @@ async def test_check_config_accepts_the_discord_token_and_prints_the_invite_url(
 
 
 async def test_check_config_fails_when_discord_refuses_the_token(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    fake_replicate: FakeReplicate,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, replicate_config: Path
 ) -> None:
-    config = provider_config(tmp_path, fake_replicate.base_url, name="replicate")
-    monkeypatch.setenv("FAKE_PROVIDER_KEY", fake_replicate.token)
     monkeypatch.setenv("DISCORD_TOKEN", "revoked-bot-token")
 
     async with running_fake_discord():
-        code = await check_config_in_a_thread(config)
+        code = await check_config_in_a_thread(replicate_config)
 
     output = capsys.readouterr()
     assert code == 1
