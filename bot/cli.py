@@ -12,6 +12,7 @@ from pathlib import Path
 
 import discord
 
+from bot.core.clock import SystemClock
 from bot.core.config import (
     AimlProviderSettings,
     ProviderSettings,
@@ -23,7 +24,8 @@ from bot.core.config_loading import ConfigInvalid, load_configuration
 from bot.core.domain import AspectRatio, GenerationRequest, OutputFormat, SafetyLevel, Tier
 from bot.core.errors import BotError, InvalidRequest
 from bot.core.images import ImageStore
-from bot.core.jobs import await_completion, poll_waits, validate_request
+from bot.core.jobs import validate_request
+from bot.core.polling import await_completion, poll_waits
 from bot.core.providers.base import ImageProvider, ProviderStatus
 from bot.core.providers.registry import provider_clients
 from bot.logs import configure_logging
@@ -161,6 +163,7 @@ async def _generate_once(
             deadline=time.time() + settings.tiers[request.tier].deadline_seconds,
             waits=poll_waits(provider, settings.jobs),
             wake=asyncio.Event(),
+            clock=SystemClock(),
         )
     if snapshot.failure is not None:
         raise snapshot.failure

@@ -7,8 +7,7 @@ import contextlib
 import logging
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -16,6 +15,7 @@ import discord
 from aiohttp import web
 
 from bot.client import ImagineBot
+from bot.core.clock import Clock, SystemClock
 from bot.core.config import DiscordSettings, Secrets, Settings
 from bot.core.delivery import DeliveryService
 from bot.core.images import ImageStore
@@ -58,9 +58,10 @@ class Application:
 
 @contextlib.asynccontextmanager
 async def assemble(
-    settings: Settings, secrets: Secrets, *, clock: Callable[[], float] = time.time
+    settings: Settings, secrets: Secrets, *, clock: Clock | None = None
 ) -> AsyncIterator[Application]:
     """Open the database, build providers and services, start the callback listener."""
+    clock = clock or SystemClock()
     async with contextlib.AsyncExitStack() as stack:
         database = await open_database(settings.database.path)
         stack.push_async_callback(database.close)
@@ -77,13 +78,13 @@ async def assemble(
             tiers=settings.tiers,
             quotas=settings.quotas,
             queue=settings.queue,
-            clock=clock,
+            clock=clock.now,
         )
-        router = router_for(settings, providers, clock=clock)
+        router = router_for(settings, providers, clock=clock.now)
         images = ImageStore(settings.images.dir)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
-        delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock)
+        delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock.now)
         public_url = settings.webhook.public_url
         jobs = JobService(
             repository=repository,

@@ -17,7 +17,7 @@ from bot.core.domain import (
     SafetyLevel,
     Tier,
 )
-from bot.core.jobs import JobService
+from bot.core.jobs import JobService, Submission
 from bot.messages import NO_MENTIONS, queued_embed
 from cogs.common import member_of, target_of
 
@@ -100,12 +100,16 @@ class ImagineCog(commands.Cog):
             image_count=count,
             chosen=frozenset(chosen),
         )
-        submission = await self._jobs.submit(
-            request, target_of(interaction), member_of(interaction)
-        )
-        position = await self._jobs.queue_position(submission.jobs[0].id)
-        await interaction.response.send_message(
-            embed=queued_embed(submission.jobs[0], position, submission=submission),
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
+        # The first response comes before anything that takes time (Discord allows 3 s, and
+        # a burst queues commands behind each other): the queued message replaces it.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+        async def show_queued(submission: Submission, position: int | None) -> None:
+            await interaction.edit_original_response(
+                embed=queued_embed(submission.jobs[0], position, submission=submission),
+                allowed_mentions=NO_MENTIONS,
+            )
+
+        await self._jobs.submit(
+            request, target_of(interaction), member_of(interaction), reply=show_queued
         )

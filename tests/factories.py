@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
+from bot.core.clock import SystemClock
 from bot.core.config import (
     AimlProviderSettings,
     ApikleyProviderSettings,
@@ -48,6 +51,45 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class InstantClock:
+    """A Clock for the core on a ManualClock's time, whose sleeps and timed waits end at once
+    and move that time on: submits, refusals and resets read exactly the moment a test set."""
+
+    def __init__(self, manual: ManualClock) -> None:
+        self.manual = manual
+
+    def now(self) -> float:
+        return self.manual()
+
+    async def sleep(self, seconds: float) -> None:
+        self.manual.advance(max(0.0, seconds))
+        await asyncio.sleep(0)  # still a turn of the loop, as a real sleep is
+
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
+        await asyncio.sleep(0)
+        if event.is_set() or timeout is None:
+            await event.wait()
+            return True
+        self.manual.advance(max(0.0, timeout))
+        return False
+
+
+class SkippingClock(SystemClock):
+    """Wall time, except that a sleep jumps over its pause at once: back-offs, Retry-After
+    pauses and retry delays cost a test nothing, while polls and callbacks still take the
+    real time the fakes need to answer."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        self.skipped += max(0.0, seconds)
+        await asyncio.sleep(0)
 
 
 def a_request(prompt: str = "a lighthouse at dusk", **overrides: object) -> GenerationRequest:

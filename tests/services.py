@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 import aiosqlite
 
+from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryService, Publisher
 from bot.core.images import ImageStore
@@ -16,6 +17,7 @@ from bot.core.quotas import QuotaService
 from bot.core.routing import Router, router_for
 from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
+from tests.factories import InstantClock, ManualClock
 
 
 def quota_service(
@@ -40,18 +42,20 @@ def job_service(
     settings: Settings,
     public_url: str | None,
     router: Router | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock | ManualClock | None = None,
 ) -> JobService:
-    """A job service with delivery retries off, so a failed post shows at once."""
+    """A job service with delivery retries off, so a failed post shows at once; given a
+    ManualClock, its waits end at once on that clock (InstantClock)."""
+    clock = InstantClock(clock) if isinstance(clock, ManualClock) else clock or SystemClock()
     repository = JobRepository(connection)
     return JobService(
         repository=repository,
-        quotas=quota_service(connection, settings, clock=clock),
+        quotas=quota_service(connection, settings, clock=clock.now),
         providers=providers,
-        router=router or router_for(settings, providers, clock=clock),
+        router=router or router_for(settings, providers, clock=clock.now),
         tiers=settings.tiers,
         images=images,
-        delivery=DeliveryService(publisher, images, repository, retry_delays=()),
+        delivery=DeliveryService(publisher, images, repository, retry_delays=(), clock=clock.now),
         settings=settings.jobs,
         queue=settings.queue,
         max_prompt_length=settings.discord.max_prompt_length,

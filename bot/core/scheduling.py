@@ -11,7 +11,7 @@ job, which keeps a single member's jobs in FIFO order.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -68,17 +68,22 @@ def fair_order(
 
 
 def startable(
-    order: Sequence[Slot],
+    order: Iterable[Slot],
     running: Sequence[Slot],
     *,
     max_running_per_guild: Callable[[int], int],
     max_running_per_provider: int,
+    room: int | None = None,
 ) -> list[Slot]:
-    """The jobs from ``order`` that may start now without passing a running limit."""
+    """The jobs from ``order`` that may start now without passing a running limit; no more
+    than ``room`` (the free places the limits leave), so that a long ``order`` produced lazily
+    is read no further than needed."""
     per_guild = Counter(slot.guild_id for slot in running)
     per_provider = Counter(slot.provider for slot in running)
     chosen: list[Slot] = []
     for slot in order:
+        if room is not None and len(chosen) >= room:
+            break
         if per_guild[slot.guild_id] >= max_running_per_guild(slot.guild_id):
             continue
         if per_provider[slot.provider] >= max_running_per_provider:

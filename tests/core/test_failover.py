@@ -16,16 +16,18 @@ import aiosqlite
 import pytest
 from pydantic import SecretStr
 
+from bot.core.clock import Clock, SystemClock
 from bot.core.config import Secrets, Settings
 from bot.core.domain import Charge, Job, JobState, Option, Tier
 from bot.core.errors import DeadlineExceeded, SafetyBlocked
 from bot.core.images import ImageStore
-from bot.core.jobs import UNCONFIRMED_CREATE, JobService
+from bot.core.job_trip import UNCONFIRMED_CREATE
+from bot.core.jobs import JobService
 from bot.core.providers.http import HttpClient
 from bot.core.providers.registry import build_providers
 from bot.core.routing import HealthState, Router, router_for
 from bot.core.storage.jobs import JobRepository
-from tests.factories import A_MEMBER, a_request, a_reservation, a_target
+from tests.factories import A_MEMBER, SkippingClock, a_request, a_reservation, a_target
 from tests.fakes.fake_aiml import FakeAiml
 from tests.fakes.fake_apikley import MAINTENANCE, FakeApikley
 from tests.fakes.fake_replicate import FakeReplicate, throttled
@@ -70,7 +72,12 @@ class Fleet:
                 "request_timeout_seconds": 5.0,
             },
             "aiml": {"type": "aimlapi", "base_url": self.aiml.base_url},
-            "apikley": {"type": "apikley", "base_url": self.apikley.base_url},
+            # The fake finishes at once: polling on Apikley's real schedule would only wait.
+            "apikley": {
+                "type": "apikley",
+                "base_url": self.apikley.base_url,
+                "poll_intervals_seconds": [0.02, 0.05, 0.1],
+            },
         }
 
     async def start(
@@ -79,6 +86,7 @@ class Fleet:
         *,
         providers: dict[str, dict[str, Any]] | None = None,
         deadline_seconds: float = 600.0,
+        clock: Clock | None = None,
     ) -> JobService:
         sections = self.provider_sections()
         for name, overrides in (providers or {}).items():
@@ -106,7 +114,9 @@ class Fleet:
             webhook_secrets={},
         )
         clients = build_providers(settings, secrets, self.http)
-        self.router = router_for(settings, clients)
+        # Back-offs pass at once on this clock; polls still wait on the wall clock.
+        clock = clock or SkippingClock()
+        self.router = router_for(settings, clients, clock=clock.now)
         self.service = job_service(
             self.connection,
             providers=clients,
@@ -115,6 +125,7 @@ class Fleet:
             images=ImageStore(self.tmp_path / "images"),
             settings=settings,
             public_url=None,
+            clock=clock,
         )
         await self.service.start()
         return self.service
@@ -378,7 +389,8 @@ async def test_after_a_restart_a_job_is_never_sent_where_it_may_exist(fleet: Fle
 
 async def test_a_job_canceled_while_its_provider_is_busy_is_never_sent(fleet: Fleet) -> None:
     fleet.replicate.script_create(throttled(retry_after=1.0))
-    service = await fleet.start(["replicate"])
+    # The Retry-After pause must really last, for the cancel to land inside it.
+    service = await fleet.start(["replicate"], clock=SystemClock())
     [job] = (await service.submit(a_request(), a_target(), A_MEMBER)).jobs
     await fleet.until(job.id, lambda _: len(fleet.replicate.requests_to("POST", "/models/")) == 1)
 

@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlencode
 
 from bot.core.domain import Charge, Job, JobState
-from bot.core.jobs import CREATE_NEVER_ARRIVED, INTERRUPTED_CREATE
+from bot.core.job_trip import CREATE_NEVER_ARRIVED, INTERRUPTED_CREATE
 from bot.core.providers.http import HttpClient
 from tests.conftest import stored_job
 from tests.core.job_bench import Bench

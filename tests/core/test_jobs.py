@@ -14,7 +14,8 @@ from bot.core.errors import (
     SafetyBlocked,
 )
 from bot.core.images import Image
-from bot.core.jobs import UNCONFIRMED_CREATE, JobService
+from bot.core.job_trip import UNCONFIRMED_CREATE
+from bot.core.jobs import JobService
 from bot.core.providers.http import HttpClient
 from tests.conftest import move_to_submitted, stored_job
 from tests.core.job_bench import SLOW_POLLS, Bench, run_one

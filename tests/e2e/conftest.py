@@ -24,7 +24,12 @@ from bot.core.domain import Tier
 from bot.runner import Application, assemble, serve
 from tests.fakes.fake_aiml import FakeAiml
 from tests.fakes.fake_apikley import FakeApikley
-from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, point_discord_py_at
+from tests.fakes.fake_discord import (
+    DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+    FakeDiscord,
+    FakeInteraction,
+    point_discord_py_at,
+)
 from tests.fakes.fake_replicate import FakeReplicate
 
 
@@ -117,10 +122,19 @@ class RunningBot:
     async def command(
         self, name: str, options: Mapping[str, object] | None = None, **kwargs: Any
     ) -> tuple[FakeInteraction, dict[str, Any]]:
-        """Invoke a slash command; return the interaction and the bot's reply payload."""
+        """Invoke a slash command; return the interaction and the reply the member sees: the
+        callback's message or, after a deferral, the message that replaced the loading one."""
         interaction = await self.discord.invoke_slash_command(name, options, **kwargs)
         reply = await interaction.wait_for_response()
-        return interaction, reply
+        if reply["type"] != DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
+            return interaction, reply
+
+        def shown() -> bool:
+            return any(r["kind"] in ("edit", "followup") for r in interaction.responses)
+
+        await eventually(shown)
+        first = next(r for r in interaction.responses if r["kind"] in ("edit", "followup"))
+        return interaction, {**reply, "data": first["message"]}
 
     async def channel_posts(self, count: int = 1) -> list[dict[str, Any]]:
         return await self.discord.wait_for_channel_message(count=count)
