@@ -1,6 +1,7 @@
 """Queue benchmark: credit reservations under a burst, and resuming in-flight jobs after a restart.
 
-Two figures, printed one line each (with ``os.cpu_count()`` first):
+Two figures, each beside a baseline measured in the same run, printed one line each (with
+``os.cpu_count()`` first); ``python -m benchmarks.hot_path`` puts both in its table:
 
 1. **Reservations per second.** ``--requests`` (default 1000) ``/imagine``-equivalent
    submissions run concurrently on one event loop against one SQLite file, each doing what
@@ -11,6 +12,13 @@ Two figures, printed one line each (with ``os.cpu_count()`` first):
    could use. The script asserts that exactly the number of jobs the limits allow was accepted
    (per member, per guild and in total: no overspend) and reports the wall time, decisions
    (accepted + refused) per second and the accepted count.
+
+   *Baseline:* the same number of concurrent requests, each one autocommit ``INSERT`` of a
+   small row (guild, member, credits, time) into a table without indexes, on a connection
+   opened by the bot's own ``open_database`` on a file of its own in the same directory. So it
+   has the bot's journal mode, ``synchronous`` level and busy timeout, whatever they are when
+   the script runs: the ratio shows what the bot's reservation costs beyond the one durable
+   write it cannot avoid, not what a different durability setting would save.
 
 2. **Time to resume in-flight jobs.** ``--jobs`` (default 1000) jobs are stored as ``submitted``
    (``create`` + ``mark_submitting`` + ``mark_submitted``) with real predictions made through the
@@ -26,6 +34,14 @@ Two figures, printed one line each (with ``os.cpu_count()`` first):
    still encodes a real 1024x1024 JPEG for every download (a few milliseconds each, one at a
    time), so on few cores part of the figure is the fake's: read it as an upper bound on the
    bot's own resume time.
+
+   *Baseline:* the fake's own answer time for the same work, measured right after the resume
+   against the same fake: one plain aiohttp session (the same default connection limit as the
+   bot's session) makes, for each of the jobs at once, the poll of its prediction and the
+   download of its image (which the fake encodes afresh, as it did for the bot), and the wall
+   time until all have been answered is reported. That is
+   what the resume costs when the client does nothing but ask; the bot adds its database
+   reads and writes, the image check, the saved file and the post.
 
 Everything runs on 127.0.0.1 and in a temporary directory that is removed at the end. Run from
 the repository root:
@@ -159,6 +175,51 @@ class ReservationResult:
     accepted: int
     allowed: int
     seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    requests: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+async def bench_insert_baseline(count: int, workdir: Path) -> InsertResult:
+    """``count`` concurrent requests, each one autocommit INSERT on a file opened the bot's way."""
+    connection = await open_database(workdir / "inserts.sqlite3")
+    try:
+        await connection.execute(
+            "CREATE TABLE baseline_inserts (id INTEGER PRIMARY KEY, guild_id INTEGER NOT NULL, "
+            "user_id INTEGER NOT NULL, credits INTEGER NOT NULL, created_at REAL NOT NULL)"
+        )
+        plan = plan_reservations(count)
+        now = time.time()
+
+        async def insert(member: Member) -> None:
+            cursor = await connection.execute(
+                "INSERT INTO baseline_inserts (guild_id, user_id, credits, created_at) "
+                "VALUES (?, ?, 1, ?)",
+                (member.guild_id, member.user_id, now),
+            )
+            await cursor.close()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(insert(member) for member in plan.requests))
+        seconds = time.perf_counter() - started
+        async with connection.execute("SELECT count(*) FROM baseline_inserts") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        assert row[0] == len(plan.requests), f"{row[0]} rows for {len(plan.requests)} inserts"
+    finally:
+        await connection.close()
+    return InsertResult(len(plan.requests), seconds)
 
 
 async def bench_reservations(count: int, workdir: Path) -> ReservationResult:
@@ -355,6 +416,8 @@ class ResumeResult:
     creates_during_resume: int
     polls: int
     downloads: int
+    # Baseline: the same fake answering one poll and one download per job, asked all at once.
+    fake_answer_seconds: float
 
 
 async def store_submitted_jobs(
@@ -384,6 +447,27 @@ async def store_submitted_jobs(
         return job.id
 
     return list(await asyncio.gather(*(submitted(n) for n in range(count))))
+
+
+async def fake_answer_time(base_url: str, token: str, prediction_ids: Sequence[str]) -> float:
+    """Wall time for a plain client to poll every prediction and download its image."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session:
+
+        async def poll_and_download(prediction_id: str) -> None:
+            async with session.get(f"{base_url}/predictions/{prediction_id}", headers=headers) as r:
+                r.raise_for_status()
+                prediction = await r.json()
+            assert prediction["status"] == "succeeded", prediction["status"]
+            output = prediction["output"]
+            url = output[0] if isinstance(output, list) else output
+            async with session.get(url) as r:
+                r.raise_for_status()
+                await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(poll_and_download(pid) for pid in prediction_ids))
+        return time.perf_counter() - started
 
 
 async def none_unfinished(repository: JobRepository) -> None:
@@ -448,13 +532,17 @@ async def bench_resume(count: int, workdir: Path, *, in_process: bool) -> Resume
             finally:
                 await service.stop()
             states: Counter[JobState] = Counter()
+            prediction_ids: list[str] = []
             for job_id in job_ids:
                 job = await repository.get(job_id)
                 assert job is not None
                 states[job.state] += 1
+                if job.provider_job_id is not None:
+                    prediction_ids.append(job.provider_job_id)
         finally:
             await connection.close()
         after = await fake.stats()
+        fake_answer_seconds = await fake_answer_time(fake.base_url, fake.token, prediction_ids)
 
     assert len(provider.first_answers) == count, "some predictions were never polled"
     return ResumeResult(
@@ -466,6 +554,7 @@ async def bench_resume(count: int, workdir: Path, *, in_process: bool) -> Resume
         creates_during_resume=after.creates - before.creates,
         polls=after.polls - before.polls,
         downloads=after.downloads - before.downloads,
+        fake_answer_seconds=fake_answer_seconds,
     )
 
 
@@ -500,13 +589,20 @@ async def run(args: argparse.Namespace) -> None:
         workdir = Path(directory)
 
         reserved = await bench_reservations(args.requests, workdir)
+        inserted = await bench_insert_baseline(args.requests, workdir)
         print(
             f"reservations: {reserved.requests} concurrent requests decided in "
-            f"{reserved.seconds:.3f} s = {reserved.requests / reserved.seconds:,.0f} "
+            f"{reserved.seconds:.3f} s = {reserved.per_second:,.0f} "
             f"reservations/s; accepted {reserved.accepted}, refused "
             f"{reserved.requests - reserved.accepted} (limits allow exactly {reserved.allowed}: "
             f"no overspend; {GUILDS} guilds, {MEMBER_DAILY} daily credits per member, "
             f"{REQUESTS_PER_MEMBER} requests each, one guild budget-capped; one SQLite file)",
+            flush=True,
+        )
+        print(
+            f"reservations baseline: {inserted.requests} concurrent autocommit INSERTs in "
+            f"{inserted.seconds:.3f} s = {inserted.per_second:,.0f}/s (ratio "
+            f"{reserved.per_second / inserted.per_second:.2f}x)",
             flush=True,
         )
 
@@ -522,6 +618,12 @@ async def run(args: argparse.Namespace) -> None:
             f"{resumed.downloads} downloads; fake predictions already finished: "
             f"start_delay={FAKE_START_DELAY:g} s, "
             f"processing_seconds={FAKE_PROCESSING_SECONDS:g} s; fake {where})",
+            flush=True,
+        )
+        print(
+            f"resume baseline: the fake answered {resumed.jobs} polls + downloads, all at once, "
+            f"in {resumed.fake_answer_seconds:.3f} s (ratio "
+            f"{resumed.delivered_seconds / resumed.fake_answer_seconds:.2f}x)",
             flush=True,
         )
 

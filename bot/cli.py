@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -133,7 +132,8 @@ async def generate(
     """Generations straight through one provider, polling (no callbacks without a listener):
     one request for all images where the provider returns that many, else one per image."""
     request = validate_request(request, max_prompt_length=settings.discord.max_prompt_length)
-    async with provider_clients(settings, secrets) as providers:
+    store = ImageStore(out)
+    async with provider_clients(settings, secrets, spool=store.spool) as providers:
         provider = providers[provider_name]
         capabilities = provider.capabilities(request.tier)
         if not capabilities.accepts_prompt(request.prompt):
@@ -147,30 +147,31 @@ async def generate(
         paths: list[Path] = []
         for _ in range(0, request.image_count, per_request):
             paths += await _generate_once(
-                settings, provider, dataclasses.replace(request, image_count=per_request), out
+                settings, provider, dataclasses.replace(request, image_count=per_request), store
             )
     return paths
 
 
 async def _generate_once(
-    settings: Settings, provider: ImageProvider, request: GenerationRequest, out: Path
+    settings: Settings, provider: ImageProvider, request: GenerationRequest, store: ImageStore
 ) -> list[Path]:
     snapshot = await provider.start(request, callback_url=None)
     if snapshot.status is ProviderStatus.PENDING:
+        clock = SystemClock()
         snapshot = await await_completion(
             provider,
             snapshot.id,
-            deadline=time.time() + settings.tiers[request.tier].deadline_seconds,
+            deadline=clock.now() + settings.tiers[request.tier].deadline_seconds,
             waits=poll_waits(provider, settings.jobs),
             wake=asyncio.Event(),
-            clock=SystemClock(),
+            clock=clock,
         )
     if snapshot.failure is not None:
         raise snapshot.failure
     if snapshot.prompt_used and snapshot.prompt_used != request.prompt:
         print(f"note: the provider used the prompt {snapshot.prompt_used!r}", file=sys.stderr)
     images = await provider.download(snapshot)
-    return await ImageStore(out).save(snapshot.id, images)
+    return await store.save(snapshot.id, images)
 
 
 async def check_online(settings: Settings, secrets: Secrets) -> int:

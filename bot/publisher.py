@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -111,4 +110,6 @@ def _embed(result: Result) -> discord.Embed:
 
 
 def _files(attachments: Iterable[Attachment]) -> list[discord.File]:
-    return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in attachments]
+    """Files opened from their paths: discord.py hands them to aiohttp, which streams each in
+    64 KiB reads (in a worker thread) as it uploads, so no image is read whole into memory."""
+    return [discord.File(a.path, filename=a.filename) for a in attachments]

@@ -70,7 +70,11 @@ async def assemble(
         # two connections' writes (WAL, busy_timeout).
         settings_database = await open_database(settings.database.path)
         stack.push_async_callback(settings_database.close)
-        providers = await stack.enter_async_context(provider_clients(settings, secrets))
+        images = ImageStore(settings.images.dir)
+        images.spool.clear()
+        providers = await stack.enter_async_context(
+            provider_clients(settings, secrets, spool=images.spool)
+        )
         repository = JobRepository(database)
         quotas = QuotaService(
             repository=QuotaRepository(settings_database),
@@ -81,7 +85,6 @@ async def assemble(
             clock=clock.now,
         )
         router = router_for(settings, providers, clock=clock.now)
-        images = ImageStore(settings.images.dir)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
         delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock.now)

@@ -25,6 +25,7 @@ from bot.core.domain import (
     SafetyLevel,
     Tier,
 )
+from bot.core.images import Image, ImageStore
 from bot.core.providers.aimlapi import AimlProvider
 from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.http import HttpClient
@@ -208,3 +209,10 @@ def a_reservation(**overrides: object) -> Reservation:
     }
     fields.update(overrides)
     return Reservation(**fields)  # type: ignore[arg-type]
+
+
+def spooled(store: ImageStore, data: bytes, extension: str) -> Image:
+    """``data`` in the store's spool, unchecked, as a download leaves an image for saving."""
+    with store.spool.new_file() as file:
+        file.write(data)
+    return Image(file.path, extension)

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from bot.core.domain import Job, JobState
@@ -31,8 +32,15 @@ RETRY_DELAYS_SECONDS = (2.0, 10.0, 30.0)
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    filename: str
-    data: bytes
+    """A stored image to upload: the publisher streams it from ``path``; ``size`` (from the
+    file's metadata) decides whether it fits the upload limit without reading it."""
+
+    path: Path
+    size: int
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +77,9 @@ def within_upload_limit(results: Sequence[Result], limit: int) -> list[Result]:
         kept: list[Attachment] = []
         named = list(result.oversized)
         for attachment in result.attachments:
-            if len(attachment.data) <= room:
+            if attachment.size <= room:
                 kept.append(attachment)
-                room -= len(attachment.data)
+                room -= attachment.size
             else:
                 named.append(attachment.filename)
         fitted.append(Result(result.job, tuple(kept), tuple(named)))
@@ -166,15 +174,15 @@ class DeliveryService:
         oversized: list[str] = []
         for path in job.image_paths:
             try:
-                data = await self._images.read(path)
+                size = await self._images.size(path)
             except OSError as exc:
                 raise DeliveryFailed(detail=f"stored image {path} unreadable: {exc}") from exc
             # Discord rejects the whole message when one file is over the limit the
             # interaction advertised (attachment_size_limit), so oversized files are named instead.
-            if len(data) > job.target.attachment_size_limit:
+            if size > job.target.attachment_size_limit:
                 oversized.append(path.name)
             else:
-                attachments.append(Attachment(path.name, data))
+                attachments.append(Attachment(path, size))
         return Result(job, tuple(attachments), tuple(oversized))
 
     def _response_lock(self, job: Job) -> asyncio.Lock:

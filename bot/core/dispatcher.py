@@ -198,7 +198,6 @@ class Dispatcher:
             self._tasks.pop(slot.job_id, None)
             self._slots.pop(slot.job_id, None)
             self._index.finish(slot.job_id)
-            self._trip.forget(slot.job_id)
             self._wake.set()
 
         task.add_done_callback(finished)

@@ -7,8 +7,10 @@ job on from where it stopped: a create cut short is looked up, never sent twice.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from bot.core.clock import Clock
@@ -17,6 +19,7 @@ from bot.core.delivery import DeliveryService
 from bot.core.domain import Job, JobState, OutputFormat, Tier
 from bot.core.errors import (
     BotError,
+    CallbackRejected,
     CreatesNotListed,
     DeadlineExceeded,
     ProviderError,
@@ -26,7 +29,7 @@ from bot.core.errors import (
 )
 from bot.core.images import Image, ImageStore
 from bot.core.polling import await_completion, poll_waits
-from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
+from bot.core.providers.base import CallbackProof, ImageProvider, ProviderJob, ProviderStatus
 from bot.core.routing import Route, Router
 from bot.core.storage.jobs import JobRepository
 
@@ -64,6 +67,19 @@ class UnconfirmedCreate(BotError):
     """A create whose answer never came: the provider may have made the job."""
 
 
+@dataclass
+class _Listening:
+    """A job awaiting its provider's answer, as callbacks are checked against it in memory:
+    the callback path reads no table while the job waits."""
+
+    provider: str
+    provider_job_id: str
+    callback_token: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Replicate's webhook-ids seen for this job: a retried delivery changes nothing.
+    deliveries: set[str] = field(default_factory=set)
+
+
 def _format_of(image: Image) -> OutputFormat | None:
     try:
         return OutputFormat(image.extension)
@@ -94,7 +110,7 @@ class JobTrip:
         self._settings = settings
         self._public_url = public_url.rstrip("/") if public_url else None
         self._clock = clock
-        self._callbacks: dict[int, asyncio.Event] = {}
+        self._listening: dict[int, _Listening] = {}
         self._replies: dict[str, asyncio.Event] = {}
         self._creates: set[asyncio.Future[ProviderJob | None]] = set()
 
@@ -123,12 +139,26 @@ class JobTrip:
 
     # ----------------------------------------------------------------- callbacks
 
-    def wake(self, job_id: int) -> None:
-        """A callback says the job may have ended: cut its current wait short."""
-        self._callbacks.setdefault(job_id, asyncio.Event()).set()
-
-    def forget(self, job_id: int) -> None:
-        self._callbacks.pop(job_id, None)
+    def hear(self, job_id: int, provider_name: str, token: str, proof: CallbackProof) -> str | None:
+        """Check an authenticated callback against a job awaiting its result and wake it; what
+        happened, for the log. None when no such job is waiting here (the table decides)."""
+        listening = self._listening.get(job_id)
+        if listening is None:
+            return None
+        if listening.provider != provider_name or not hmac.compare_digest(
+            token.encode(), listening.callback_token.encode()
+        ):
+            raise CallbackRejected(404, "unknown job")
+        if proof.provider_job_id != listening.provider_job_id:
+            raise CallbackRejected(400, "callback is about another provider job")
+        if proof.delivery_id is not None:
+            if proof.delivery_id in listening.deliveries:
+                return "duplicate"
+            listening.deliveries.add(proof.delivery_id)
+        if not proof.may_have_ended:
+            return "still running"
+        listening.wake.set()
+        return "accepted"
 
     async def settle(self) -> None:
         """Creates in flight finish and record their answer (bounded by the request timeout)."""
@@ -287,17 +317,21 @@ class JobTrip:
         assert job.provider is not None
         assert job.provider_job_id is not None
         provider = self._providers[job.provider]
+        listening = _Listening(job.provider, job.provider_job_id, job.callback_token)
+        self._listening[job.id] = listening
         try:
             snapshot = await await_completion(
                 provider,
                 job.provider_job_id,
                 deadline=self.deadline(job),
                 waits=poll_waits(provider, self._settings),
-                wake=self._callbacks.setdefault(job.id, asyncio.Event()),
+                wake=listening.wake,
                 clock=self._clock,
             )
         except ProviderError as exc:
             return await self.fail(job, exc)
+        finally:
+            del self._listening[job.id]
         return await self._complete(job, snapshot)
 
     async def _complete(self, job: Job, snapshot: ProviderJob) -> Job:

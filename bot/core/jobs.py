@@ -256,6 +256,10 @@ class JobService:
         if provider is None:
             raise CallbackRejected(404, "unknown provider")
         proof = await provider.authenticate_callback(headers, body)
+        heard = self._trip.hear(job_id, provider_name, token, proof)
+        if heard is not None:
+            return heard
+        # Not awaiting a result here: ended, not sent yet, or no job at all.
         job = await self._jobs.get(job_id)
         if (
             job is None
@@ -267,6 +271,8 @@ class JobService:
             raise CallbackRejected(400, "callback is about another provider job")
         if job.state not in ACTIVE_STATES:
             return "late"
+        # Recorded, as another process may hold the job; a job still being sent here polls as
+        # soon as its create is answered, so there is nothing to wake.
         if proof.delivery_id is not None and not await self._jobs.remember_delivery(
             provider=provider_name,
             delivery_id=proof.delivery_id,
@@ -274,5 +280,4 @@ class JobService:
             now=self._clock.now(),
         ):
             return "duplicate"
-        self._trip.wake(job.id)
         return "accepted"

@@ -51,7 +51,8 @@ def create_listener_app(handler: CallbackHandler, *, max_body_bytes: int) -> web
         except web.HTTPRequestEntityTooLarge:
             log.warning("callback for %r rejected: body too large", provider_name)
             return web.json_response({"error": "body too large"}, status=413)
-        log.info("callback for %r job %s: %s", provider_name, job_id, outcome)
+        # One line per callback at DEBUG: a busy bot receives several per job.
+        log.debug("callback for %r job %s: %s", provider_name, job_id, outcome)
         return web.json_response({"status": outcome})
 
     # client_max_size makes aiohttp itself refuse a longer body while reading it, which also

@@ -6,21 +6,23 @@ moment; Discord shows that moment in each member's own time zone.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.core.config import QueueSettings, QuotaSettings, TierSettings
 from bot.core.domain import Member, Reservation, Tier
 from bot.core.errors import InvalidRequest, QueueFull, QuotaExceeded, TierRestricted
-from bot.core.storage.jobs import JobRepository
-from bot.core.storage.quotas import (
+from bot.core.storage.protocols import (
     AuditEntry,
     AuditFields,
     CreditLimit,
     GuildPolicyRecord,
-    QuotaRepository,
+    JobStore,
+    QuotaStore,
     UsageReport,
 )
 
@@ -149,11 +151,16 @@ class QuotaStatus:
 
 
 class QuotaService:
+    """Every change to a guild's settings goes through here, which is what lets it keep each
+    guild's policy in memory: it is read on every reservation and every dispatch, and changed
+    only by an admin. (That holds for one bot process; several processes sharing a database
+    would each need to hear of the others' changes.)"""
+
     def __init__(
         self,
         *,
-        repository: QuotaRepository,
-        jobs: JobRepository,
+        repository: QuotaStore,
+        jobs: JobStore,
         tiers: Mapping[Tier, TierSettings],
         quotas: QuotaSettings,
         queue: QueueSettings,
@@ -165,23 +172,66 @@ class QuotaService:
         self._quotas = quotas
         self._queue = queue
         self._clock = clock
+        self._policies: dict[int, GuildPolicy] = {}
+        # The read of a guild's policy in progress, if any; a settings change drops it from
+        # here, so that what it read is not cached (it may predate the change).
+        self._reading: dict[int, asyncio.Task[GuildPolicy]] = {}
 
     def credits_for(self, tier: Tier) -> int:
         return self._tiers[tier].credits
 
     async def policy(self, guild_id: int) -> GuildPolicy:
-        return resolve_policy(await self._repository.policy(guild_id), self._quotas, self._queue)
+        """The guild's effective rules, read from storage only when not in memory.
+
+        A burst of commands from a guild not yet cached waits for one read, not one each.
+        """
+        cached = self._policies.get(guild_id)
+        if cached is not None:
+            return cached
+        reading = self._reading.get(guild_id)
+        if reading is None:
+            reading = asyncio.create_task(self._read_policy(guild_id))
+            self._reading[guild_id] = reading
+        # Shielded: a caller that gives up does not cancel the read others are waiting for.
+        return await asyncio.shield(reading)
+
+    async def _read_policy(self, guild_id: int) -> GuildPolicy:
+        try:
+            record = await self._repository.policy(guild_id)
+            policy = resolve_policy(record, self._quotas, self._queue)
+            if self._reading.get(guild_id) is asyncio.current_task():
+                self._policies[guild_id] = policy
+            return policy
+        finally:
+            if self._reading.get(guild_id) is asyncio.current_task():
+                del self._reading[guild_id]
+
+    @asynccontextmanager
+    async def _changing_policy(self, guild_id: int) -> AsyncIterator[None]:
+        """Around a settings change: the cached policy, and any read of it in progress, are
+        forgotten once the change is over, whether it took effect or failed (a read on the
+        change's own connection may have seen it uncommitted)."""
+        try:
+            yield
+        finally:
+            self._policies.pop(guild_id, None)
+            self._reading.pop(guild_id, None)
 
     async def reservation(
         self, member: Member, tier: Tier, *, images_per_job: int = 1, jobs: int = 1
     ) -> Reservation:
-        """The limits a member's new jobs must fit together; raises if the tier is closed."""
+        """The limits a member's new jobs must fit together; raises if the tier is closed.
+
+        Only the guild's policy is read here (from memory once cached): the member's grants
+        and last reset are per member and change at any time, so the job store reads them in
+        the reservation's own statement, and usage counts from the reset when it is later
+        than the period start.
+        """
         policy = await self.policy(member.guild_id)
         check_tier_open(policy, member, tier)
         allowance = allowance_for(policy, member)
         now = self._clock()
         day, month = day_start(now).timestamp(), month_start(now).timestamp()
-        reset_at = await self._repository.member_reset_at(member.guild_id, member.user_id) or 0.0
         return Reservation(
             credits=self.credits_for(tier) * images_per_job,
             jobs=jobs,
@@ -192,8 +242,8 @@ class QuotaService:
             max_queued_per_guild=policy.max_queued_per_guild,
             day_start=day,
             month_start=month,
-            member_counted_since_day=max(day, reset_at),
-            member_counted_since_month=max(month, reset_at),
+            member_counted_since_day=day,
+            member_counted_since_month=month,
         )
 
     async def refusal(self, member: Member, reservation: Reservation) -> InvalidRequest:
@@ -272,26 +322,29 @@ class QuotaService:
         """Set the guild's per-member default; None restores the configured default."""
         for value in (daily, monthly):
             _check_credits(value)
-        await self._repository.update_overrides(
-            guild_id,
-            {"member_daily_credits": daily, "member_monthly_credits": monthly},
-            audit=self._audit(actor_id, "default-limits", daily=daily, monthly=monthly),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"member_daily_credits": daily, "member_monthly_credits": monthly},
+                audit=self._audit(actor_id, "default-limits", daily=daily, monthly=monthly),
+            )
 
     async def set_budget(self, guild_id: int, actor_id: int, *, monthly: int | None) -> None:
         _check_credits(monthly)
-        await self._repository.update_overrides(
-            guild_id,
-            {"guild_monthly_credits": monthly},
-            audit=self._audit(actor_id, "budget", monthly=monthly),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"guild_monthly_credits": monthly},
+                audit=self._audit(actor_id, "budget", monthly=monthly),
+            )
 
     async def set_exempt_role(self, guild_id: int, actor_id: int, role_id: int | None) -> None:
-        await self._repository.update_overrides(
-            guild_id,
-            {"exempt_role_id": role_id},
-            audit=self._audit(actor_id, "exempt-role", role_id=role_id),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"exempt_role_id": role_id},
+                audit=self._audit(actor_id, "exempt-role", role_id=role_id),
+            )
 
     async def set_queue_limits(
         self,
@@ -313,21 +366,22 @@ class QuotaService:
                 raise InvalidRequest(
                     f"The limit for {what} must be between 1 and {ceiling} (the bot's maximum)."
                 )
-        await self._repository.update_overrides(
-            guild_id,
-            {
-                "max_running_per_guild": max_running,
-                "max_queued_per_member": max_queued_per_member,
-                "max_queued_per_guild": max_queued_per_guild,
-            },
-            audit=self._audit(
-                actor_id,
-                "queue-limits",
-                max_running=max_running,
-                max_queued_per_member=max_queued_per_member,
-                max_queued_per_guild=max_queued_per_guild,
-            ),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {
+                    "max_running_per_guild": max_running,
+                    "max_queued_per_member": max_queued_per_member,
+                    "max_queued_per_guild": max_queued_per_guild,
+                },
+                audit=self._audit(
+                    actor_id,
+                    "queue-limits",
+                    max_running=max_running,
+                    max_queued_per_member=max_queued_per_member,
+                    max_queued_per_guild=max_queued_per_guild,
+                ),
+            )
 
     async def set_role_limit(
         self, guild_id: int, actor_id: int, role_id: int, limit: CreditLimit | None
@@ -335,13 +389,14 @@ class QuotaService:
         if limit is not None:
             _check_credits(limit.daily)
             _check_credits(limit.monthly)
-        await self._repository.set_limit(
-            guild_id,
-            "role",
-            role_id,
-            limit,
-            audit=self._audit(actor_id, "role-limit", role_id=role_id, limit=_describe(limit)),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.set_limit(
+                guild_id,
+                "role",
+                role_id,
+                limit,
+                audit=self._audit(actor_id, "role-limit", role_id=role_id, limit=_describe(limit)),
+            )
 
     async def set_member_limit(
         self, guild_id: int, actor_id: int, user_id: int, limit: CreditLimit | None
@@ -349,25 +404,33 @@ class QuotaService:
         if limit is not None:
             _check_credits(limit.daily)
             _check_credits(limit.monthly)
-        await self._repository.set_limit(
-            guild_id,
-            "member",
-            user_id,
-            limit,
-            audit=self._audit(actor_id, "member-limit", user_id=user_id, limit=_describe(limit)),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.set_limit(
+                guild_id,
+                "member",
+                user_id,
+                limit,
+                audit=self._audit(
+                    actor_id, "member-limit", user_id=user_id, limit=_describe(limit)
+                ),
+            )
 
     async def set_tier_roles(
         self, guild_id: int, actor_id: int, tier: Tier, role_ids: frozenset[int]
     ) -> None:
-        await self._repository.set_tier_roles(
-            guild_id,
-            tier,
-            role_ids,
-            audit=self._audit(actor_id, "tier-roles", tier=tier.value, role_ids=sorted(role_ids)),
-        )
+        async with self._changing_policy(guild_id):
+            await self._repository.set_tier_roles(
+                guild_id,
+                tier,
+                role_ids,
+                audit=self._audit(
+                    actor_id, "tier-roles", tier=tier.value, role_ids=sorted(role_ids)
+                ),
+            )
 
     async def grant(self, guild_id: int, actor_id: int, user_id: int, credits: int) -> None:
+        """Grants (and resets) are not part of the cached policy: a reservation reads them in
+        its own statement, so they count from the next one on."""
         if not 1 <= credits <= MAX_GRANT:
             raise InvalidRequest(f"A grant must be between 1 and {MAX_GRANT} credits.")
         await self._repository.grant(

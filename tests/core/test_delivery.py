@@ -9,10 +9,10 @@ import pytest
 from bot.core.delivery import Attachment, DeliveryService, Result, within_upload_limit
 from bot.core.domain import Job, JobState
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
-from bot.core.images import Image, ImageStore
+from bot.core.images import ImageStore
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
-from tests.factories import a_request, a_reservation, a_target
+from tests.factories import a_request, a_reservation, a_target, spooled
 from tests.fakes.recording_publisher import RecordingPublisher
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -38,7 +38,7 @@ async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: 
         repository, a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
     )
     await move_to_submitted(repository, job.id)
-    paths = await store.save(f"job-{job.id}", [Image(JPEG, "jpg")])
+    paths = await store.save(f"job-{job.id}", [spooled(store, JPEG, "jpg")])
     await repository.mark_succeeded(job.id, image_paths=paths, now=2)
     loaded = await repository.get(job.id)
     assert loaded is not None
@@ -64,6 +64,15 @@ async def test_succeeded_job_is_posted_once_and_marked_delivered(
     await DeliveryService(publisher, store, repository).deliver(job)
     assert publisher.images == [(job.id, [f"job-{job.id}-1.jpg"], [])]
     assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_the_post_reads_the_stored_file(repository: JobRepository, store: ImageStore) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher()
+
+    await DeliveryService(publisher, store, repository).deliver(job)
+
+    assert publisher.uploaded == {job.image_paths[0].name: JPEG}
 
 
 async def test_image_over_the_upload_limit_is_named_not_attached(
@@ -178,7 +187,7 @@ async def test_progress_never_overwrites_a_result_shown_privately(
 
 
 def test_files_of_one_private_response_fit_the_upload_limit_together() -> None:
-    big = Attachment("a.png", b"x" * 600)
+    big = Attachment(Path("a.png"), 600)  # sizes are the files', never read here
     results = [Result(job=JOB, attachments=(big,)), Result(job=JOB, attachments=(big,))]
 
     fitted = within_upload_limit(results, 1000)

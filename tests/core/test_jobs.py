@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import pytest
@@ -13,13 +15,22 @@ from bot.core.errors import (
     ResultUnavailable,
     SafetyBlocked,
 )
-from bot.core.images import Image
 from bot.core.job_trip import UNCONFIRMED_CREATE
 from bot.core.jobs import JobService
 from bot.core.providers.http import HttpClient
-from tests.conftest import move_to_submitted, stored_job
+from bot.core.webhooks import sign, signing_key
+from tests.conftest import move_to_submitted, stored_job, table_snapshot
 from tests.core.job_bench import SLOW_POLLS, Bench, run_one
-from tests.factories import A_MEMBER, GUILD_ID, USER_ID, a_replicate_provider, a_request, a_target
+from tests.counting import counting_round_trips
+from tests.factories import (
+    A_MEMBER,
+    GUILD_ID,
+    USER_ID,
+    a_replicate_provider,
+    a_request,
+    a_target,
+    spooled,
+)
 from tests.fakes.fake_replicate import problem, throttled
 from tests.fakes.loopback import ScriptedResponse
 
@@ -72,6 +83,72 @@ async def test_duplicate_callbacks_deliver_once(bench: Bench) -> None:
 
     assert [d.status for d in bench.fake.webhook_deliveries] == [200, 200, 200]
     assert bench.publisher.images == [(job.id, [job.image_paths[0].name], [])]
+
+
+async def awaiting_its_result(
+    bench: Bench, jobs: JobService, *, processing_seconds: float = 60.0
+) -> Job:
+    """A job whose prediction is still running when the bot first looks at it."""
+    bench.fake.processing_seconds = processing_seconds
+    bench.fake.send_webhooks = False
+    await jobs.start()
+    job = (await jobs.submit(a_request(), a_target(), A_MEMBER)).jobs[0]
+    async with asyncio.timeout(10.0):
+        # The first look comes once the job listens for callbacks; the fake marks no event.
+        while not bench.fake.requests_to("GET", "/predictions/"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    submitted = await bench.repository.get(job.id)
+    assert submitted is not None
+    return submitted
+
+
+def signed_callback(bench: Bench, job: Job, status: str) -> tuple[dict[str, str], bytes]:
+    body = json.dumps({"id": job.provider_job_id, "status": status}).encode()
+    key = signing_key(bench.fake.webhook_secret)
+    timestamp = int(time.time())
+    signature = sign(key, "msg_" + status, timestamp, body)
+    headers = {
+        "webhook-id": "msg_" + status,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{signature}",
+    }
+    return headers, body
+
+
+async def test_a_callback_saying_still_processing_changes_nothing_and_asks_nothing(
+    bench: Bench,
+) -> None:
+    jobs = await bench.service(callbacks=True, jobs=SLOW_POLLS)
+    job = await awaiting_its_result(bench, jobs)
+    assert job.provider_job_id is not None
+    headers, body = signed_callback(bench, job, "processing")
+    before = await table_snapshot(bench.connection)
+
+    outcome = await jobs.handle_callback(
+        "replicate", job_id=job.id, token=job.callback_token, headers=headers, body=body
+    )
+    await asyncio.sleep(0.2)  # time enough for a poll, were one woken
+
+    assert outcome == "still running"
+    assert len(bench.fake.requests_to("GET", "/predictions/")) == 1
+    assert await table_snapshot(bench.connection) == before
+
+
+async def test_a_final_callback_for_a_waiting_job_is_heard_without_reading_the_table(
+    bench: Bench,
+) -> None:
+    jobs = await bench.service(callbacks=True, jobs=SLOW_POLLS)
+    job = await awaiting_its_result(bench, jobs, processing_seconds=0.3)
+    headers, body = signed_callback(bench, job, "succeeded")
+    await asyncio.sleep(0.4)  # the prediction has ended; the next poll is a minute away
+    with counting_round_trips(bench.connection) as trips:
+        outcome = await jobs.handle_callback(
+            "replicate", job_id=job.id, token=job.callback_token, headers=headers, body=body
+        )
+
+    assert outcome == "accepted"
+    assert trips.count == 0
+    assert (await bench.ended(job.id)).state is JobState.DELIVERED
 
 
 async def test_throttled_create_is_sent_again_and_creates_once(bench: Bench) -> None:
@@ -269,7 +346,9 @@ async def test_restart_posts_a_succeeded_job_that_was_never_posted(bench: Bench)
         bench.repository, a_request(), a_target(), callback_token="t", now=time.time()
     )
     await move_to_submitted(bench.repository, job.id)
-    paths = await bench.images.save(f"job-{job.id}", [Image(b"\xff\xd8\xff\xe0", "jpg")])
+    paths = await bench.images.save(
+        f"job-{job.id}", [spooled(bench.images, b"\xff\xd8\xff\xe0", "jpg")]
+    )
     await bench.repository.mark_succeeded(job.id, image_paths=paths, now=time.time())
     jobs = await bench.service()
 
@@ -382,7 +461,9 @@ async def test_restart_finishes_every_unfinished_job_exactly_once(
             job.id, provider="replicate", provider_job_id=created.id, now=now
         )
         if state is JobState.SUCCEEDED:
-            paths = await bench.images.save(f"job-{job.id}", [Image(b"\xff\xd8\xff", "jpg")])
+            paths = await bench.images.save(
+                f"job-{job.id}", [spooled(bench.images, b"\xff\xd8\xff", "jpg")]
+            )
             await repository.mark_succeeded(job.id, image_paths=paths, now=now)
         elif state in (JobState.FAILED, JobState.DELIVERED):
             await repository.mark_failed(job.id, error="blocked", now=now)

@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 
 from bot.core.config import Settings
-from bot.core.domain import Charge, Member, Tier
+from bot.core.domain import Charge, Job, Member, Tier
 from bot.core.errors import InvalidRequest, QueueFull, QuotaExceeded, TierRestricted
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService
@@ -340,7 +340,7 @@ async def test_usage_report_counts_a_failure_after_it_was_posted(
     repository: JobRepository,
     quotas: QuotaService,
     clock: ManualClock,
-    post: Callable[[JobRepository, int], Awaitable[bool]],
+    post: Callable[[JobRepository, int], Awaitable[Job | None]],
 ) -> None:
     """A failure is posted like a result: its state moves on, its error and refund stay."""
     job = await stored_job(repository, now=clock.now, reservation=a_reservation(credits=2))

@@ -33,7 +33,9 @@ to answer the way Discord does, down to details discord.py depends on:
   type across overwrites, a new ``version`` per PUT, permissions as strings) after Discord's
   validation of names, descriptions, option order, choices and lengths.
 - The gateway sends HELLO, answers IDENTIFY (wrong token: close 4004) with READY and, with the
-  GUILDS intent, GUILD_CREATE for one guild with one text channel; it acknowledges heartbeats
+  GUILDS intent, one GUILD_CREATE per guild (``guilds``, default 1), each guild with one text
+  channel; commands, interactions and messages keep to the guild they belong to (guild
+  commands are per guild, an interaction carries its guild). It acknowledges heartbeats
   and replays missed dispatches on RESUME before RESUMED. With ``compress=zlib-stream`` every
   frame comes from one zlib stream per connection and ends in a Z_SYNC_FLUSH marker
   (``00 00 ff ff``), which is what discord.py's decompressor waits for.
@@ -354,17 +356,21 @@ class FakeInteraction:
         channel_id: int,
         user_id: int,
         created_at: float,
+        guild_id: int,
     ) -> None:
         self.id = interaction_id
         self.token = token
+        self.guild_id = guild_id
         self.channel_id = channel_id
         self.user_id = user_id
-        # Event-loop clock (loop.time()) when INTERACTION_CREATE was sent and when the callback
-        # was accepted.
+        # Event-loop clock (loop.time()) when INTERACTION_CREATE was sent, when the first
+        # callback request arrived (accepted or refused as too late) and when one was accepted.
         self.created_at = created_at
+        self.callback_attempted_at: float | None = None
         self.responded_at: float | None = None
-        # The same list as FakeDiscord.interaction_responses[token].
+        # The same list as FakeDiscord.interaction_responses[token]; when each record was made.
         self.responses = responses
+        self.recorded_at: list[float] = []
         self.original_message_id: str | None = None
         self.messages: dict[str, JSON] = {}
         self.type = APPLICATION_COMMAND
@@ -374,6 +380,31 @@ class FakeInteraction:
     def response_delay(self) -> float | None:
         """Seconds from INTERACTION_CREATE to the accepted callback, None before it."""
         return None if self.responded_at is None else self.responded_at - self.created_at
+
+    def record(self, record: JSON, at: float | None = None) -> None:
+        """Keep what the bot did with the token, and when (event-loop clock, default now)."""
+        self.responses.append(record)
+        self.recorded_at.append(asyncio.get_running_loop().time() if at is None else at)
+
+    @property
+    def shown_delay(self) -> float | None:
+        """Seconds from INTERACTION_CREATE until the member saw an answer: a message (or modal)
+        callback, or the followup or edit that fills a deferral's "thinking" message."""
+        for record, at in zip(self.responses, self.recorded_at, strict=True):
+            deferral = (
+                record["kind"] == "callback"
+                and record.get("type") == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+            )
+            if not deferral and record["kind"] != "delete":
+                return at - self.created_at
+        return None
+
+    @property
+    def attempt_delay(self) -> float | None:
+        """Seconds from INTERACTION_CREATE to the first callback request, even one refused
+        with 10062 for coming after the deadline; None while the bot has sent none."""
+        attempted = self.callback_attempted_at
+        return None if attempted is None else attempted - self.created_at
 
     async def wait_for_response(self, timeout: float = 10) -> JSON:
         """The callback record: ``{"kind": "callback", "type", "data", "attachments", ...}``."""
@@ -417,7 +448,12 @@ class _Session:
 
 
 class FakeDiscord:
-    """Discord's REST API v10 and gateway for one application, guild, text channel and member.
+    """Discord's REST API v10 and gateway for one application and member, and ``guilds`` guilds
+    (default 1) with one text channel each.
+
+    The first guild is ``guild_id`` with ``channel_id``; more guilds get the next ids
+    (``guild_id + n`` with channel ``channel_id + n``), all listed in ``guild_ids`` with their
+    channel in ``guild_channels``. Roles and member roles apply in every guild.
 
     What the bot did, for assertions:
 
@@ -444,11 +480,17 @@ class FakeDiscord:
         user_id: int = DEFAULT_USER_ID,
         attachment_size_limit: int = 10 * 1024 * 1024,
         interaction_deadline: float = INTERACTION_DEADLINE_S,
+        guilds: int = 1,
     ) -> None:
+        if guilds < 1:
+            raise ValueError("the fake needs at least one guild")
         self.application_id = application_id
         self.bot_user_id = bot_user_id
         self.guild_id = guild_id
         self.channel_id = channel_id
+        # Guild id -> its text channel, in order; the first is guild_id with channel_id.
+        self.guild_channels: dict[int, int] = {guild_id + n: channel_id + n for n in range(guilds)}
+        self._channel_guilds = {channel: guild for guild, channel in self.guild_channels.items()}
         self.user_id = user_id
         self.attachment_size_limit = attachment_size_limit
         self.interaction_deadline = interaction_deadline
@@ -524,6 +566,19 @@ class FakeDiscord:
     def gateway_url(self) -> str:
         return f"{self.base_url.replace('http://', 'ws://', 1)}/gateway"
 
+    @property
+    def guild_ids(self) -> list[int]:
+        return list(self.guild_channels)
+
+    @property
+    def channel_message_count(self) -> int:
+        """Messages posted in all channels together."""
+        return sum(len(messages) for messages in self.channel_messages.values())
+
+    def interactions(self) -> list[FakeInteraction]:
+        """Every interaction sent so far, oldest first."""
+        return list(self._interactions.values())
+
     # -- what tests drive and wait for -------------------------------------------------------
 
     async def wait_for_commands(self, timeout: float = 10) -> list[JSON]:
@@ -554,6 +609,14 @@ class FakeDiscord:
         """The first followup record posted with the token."""
         return await self._interactions[interaction_token].wait_for_record("followup", timeout)
 
+    async def wait_until(
+        self, what: str, condition: Callable[[], bool], timeout: float = 10
+    ) -> None:
+        """Return once ``condition()`` holds; it is checked after every request that changes
+        the fake's state (a callback, a message, a command PUT, a READY). ``what`` names the
+        condition in the TimeoutError."""
+        await self._changes.wait_for(what, lambda: True if condition() else None, timeout)
+
     def delete_channel(self, channel_id: int) -> None:
         self._deleted_channels.add(channel_id)
 
@@ -572,6 +635,7 @@ class FakeDiscord:
         user_id: int | None = None,
         channel_id: int | None = None,
         permissions: str = PERMISSIONS,
+        guild_id: int | None = None,
     ) -> FakeInteraction:
         """Send INTERACTION_CREATE for a synced slash command, as a member using it would.
 
@@ -580,9 +644,12 @@ class FakeDiscord:
         checked against the synced option definitions the way Discord's client checks them
         (unknown or missing required options, choices, ranges) and raise ``ValueError`` when a
         member could not have sent them. ``permissions`` are the invoking member's.
+        ``guild_id`` (default: the first guild) is where the member is; the channel defaults
+        to that guild's text channel.
         """
+        guild = self._known_guild(guild_id, channel_id)
         command_name, _, subcommand = name.partition(" ")
-        command = self._find_command(command_name)
+        command = self._find_command(command_name, guild)
         data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
         resolved: JSON = {}
         definitions = command.get("options") or []
@@ -603,6 +670,7 @@ class FakeDiscord:
         return await self._send_interaction(
             APPLICATION_COMMAND,
             data,
+            guild_id=guild,
             user_id=user_id,
             channel_id=channel_id,
             permissions=permissions,
@@ -625,14 +693,24 @@ class FakeDiscord:
         ]
         if custom_id not in buttons:
             raise ValueError(f"message has no button {custom_id!r}; it has {buttons}")
+        channel_id = int(message["channel_id"])
         return await self._send_interaction(
             MESSAGE_COMPONENT,
             {"custom_id": custom_id, "component_type": BUTTON},
+            guild_id=self._channel_guilds.get(channel_id, self.guild_id),
             user_id=user_id,
-            channel_id=int(message["channel_id"]),
+            channel_id=channel_id,
             permissions=permissions,
             message=message,
         )
+
+    def _known_guild(self, guild_id: int | None, channel_id: int | None) -> int:
+        """The guild asked for, else the one of a known channel, else the first guild."""
+        if guild_id is None:
+            return self._channel_guilds.get(channel_id or 0, self.guild_id)
+        if guild_id not in self.guild_channels:
+            raise ValueError(f"guild {guild_id} is not one of the fake's {self.guild_ids}")
+        return guild_id
 
     def _fill_options(
         self,
@@ -681,6 +759,7 @@ class FakeDiscord:
         interaction_type: int,
         data: JSON,
         *,
+        guild_id: int,
         user_id: int | None,
         channel_id: int | None,
         permissions: str,
@@ -695,7 +774,8 @@ class FakeDiscord:
             self.interaction_responses[token],
             interaction_id=self._snowflake(),
             token=token,
-            channel_id=self.channel_id if channel_id is None else channel_id,
+            guild_id=guild_id,
+            channel_id=self.guild_channels[guild_id] if channel_id is None else channel_id,
             user_id=self.user_id if user_id is None else user_id,
             created_at=asyncio.get_running_loop().time(),
         )
@@ -873,12 +953,13 @@ class FakeDiscord:
             "communication_disabled_until": None,
         }
 
-    def _channel(self, channel_id: int) -> JSON:
+    def _channel(self, channel_id: int, guild_id: int) -> JSON:
+        main = self.guild_channels.get(guild_id) == channel_id
         return {
             "id": str(channel_id),
             "type": 0,
-            "guild_id": str(self.guild_id),
-            "name": "general" if channel_id == self.channel_id else f"channel-{channel_id}",
+            "guild_id": str(guild_id),
+            "name": "general" if main else f"channel-{channel_id}",
             "position": 0,
             "permission_overwrites": [],
             "parent_id": None,
@@ -889,9 +970,11 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def _guild_create(self) -> JSON:
+    def _guild_create(self, guild_id: int) -> JSON:
+        channel_id = self.guild_channels[guild_id]
+        number = self.guild_ids.index(guild_id)
         everyone = {
-            "id": str(self.guild_id),
+            "id": str(guild_id),
             "name": "@everyone",
             "color": 0,
             "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
@@ -905,8 +988,8 @@ class FakeDiscord:
             "flags": 0,
         }
         return {
-            "id": str(self.guild_id),
-            "name": "Fake Guild",
+            "id": str(guild_id),
+            "name": "Fake Guild" if number == 0 else f"Fake Guild {number + 1}",
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -924,7 +1007,7 @@ class FakeDiscord:
             "premium_tier": 0,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
-            "system_channel_id": str(self.channel_id),
+            "system_channel_id": str(channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
@@ -942,7 +1025,7 @@ class FakeDiscord:
             "lazy": True,
             "member_count": 2,
             "members": [self._member(self.bot_user_id)],
-            "channels": [self._channel(self.channel_id)],
+            "channels": [self._channel(channel_id, guild_id)],
             "threads": [],
             "voice_states": [],
             "presences": [],
@@ -989,7 +1072,7 @@ class FakeDiscord:
                 "id": str(interaction.id),
                 "type": APPLICATION_COMMAND,
                 "user": self._user(interaction.user_id),
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "authorizing_integration_owners": {"0": str(interaction.guild_id)},
             }
         return message
 
@@ -1015,10 +1098,13 @@ class FakeDiscord:
             "application_id": str(self.application_id),
             "type": interaction_type,
             "data": data,
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
-            "guild_id": str(self.guild_id),
+            "guild": {"id": str(interaction.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(interaction.guild_id),
             "guild_locale": "en-US",
-            "channel": {**self._channel(interaction.channel_id), "permissions": PERMISSIONS},
+            "channel": {
+                **self._channel(interaction.channel_id, interaction.guild_id),
+                "permissions": PERMISSIONS,
+            },
             "channel_id": str(interaction.channel_id),
             "member": {**self._member(interaction.user_id), "permissions": permissions},
             "token": interaction.token,
@@ -1027,13 +1113,13 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(interaction.guild_id)},
             "context": 0,
             "attachment_size_limit": self.attachment_size_limit,
         }
 
-    def _find_command(self, name: str) -> JSON:
-        candidates = [*self.guild_commands.get(self.guild_id, []), *self.global_commands]
+    def _find_command(self, name: str, guild_id: int) -> JSON:
+        candidates = [*self.guild_commands.get(guild_id, []), *self.global_commands]
         for command in candidates:
             if command["name"] == name and command["type"] == CHAT_INPUT:
                 return command
@@ -1077,7 +1163,7 @@ class FakeDiscord:
         if int(request.match_info["application_id"]) != self.application_id:
             raise _ApiError(403, 50001, "Missing Access")
         guild = request.match_info.get("guild_id")
-        if guild is not None and int(guild) != self.guild_id:
+        if guild is not None and int(guild) not in self.guild_channels:
             raise _ApiError(403, 50001, "Missing Access")
         return None if guild is None else int(guild)
 
@@ -1155,11 +1241,12 @@ class FakeDiscord:
     async def _post_callback(self, request: web.Request) -> web.StreamResponse:
         interaction = self._interactions.get(request.match_info["token"])
         now = asyncio.get_running_loop().time()
-        if (
-            interaction is None
-            or interaction.id != int(request.match_info["interaction_id"])
-            or now - interaction.created_at > self.interaction_deadline
-        ):
+        if interaction is None or interaction.id != int(request.match_info["interaction_id"]):
+            raise _ApiError(404, 10062, "Unknown interaction")
+        if interaction.callback_attempted_at is None:
+            interaction.callback_attempted_at = now
+        if now - interaction.created_at > self.interaction_deadline:
+            await self._changes.notify()
             raise _ApiError(404, 10062, "Unknown interaction")
         if interaction.responded_at is not None:
             raise _ApiError(400, 40060, "Interaction has already been acknowledged.")
@@ -1189,13 +1276,14 @@ class FakeDiscord:
         if message is not None:
             interaction.original_message_id = message["id"]
             interaction.messages[message["id"]] = message
-        interaction.responses.append(
+        interaction.record(
             {
                 "kind": "callback",
                 **payload,
                 "attachments": uploads,
                 "message": copy.deepcopy(message),
-            }
+            },
+            at=now,
         )
         await self._changes.notify()
         if not _is_true(request.query.get("with_response")):
@@ -1245,7 +1333,7 @@ class FakeDiscord:
                 interaction.channel_id, payload, uploads, interaction=interaction
             )
             interaction.messages[message["id"]] = message
-        interaction.responses.append(
+        interaction.record(
             {
                 "kind": "followup",
                 **payload,
@@ -1268,7 +1356,7 @@ class FakeDiscord:
         payload, uploads = await self._read_message_body(request)
         _check_message_limits(payload)
         message = self._edit(message, payload, uploads)
-        interaction.responses.append(
+        interaction.record(
             {"kind": "edit", **payload, "attachments": uploads, "message": copy.deepcopy(message)}
         )
         await self._changes.notify()
@@ -1278,7 +1366,7 @@ class FakeDiscord:
         interaction = self._webhook_interaction(request)
         message = self._webhook_message(request, interaction)
         del interaction.messages[message["id"]]
-        interaction.responses.append({"kind": "delete", "message": copy.deepcopy(message)})
+        interaction.record({"kind": "delete", "message": copy.deepcopy(message)})
         await self._changes.notify()
         return web.Response(status=204)
 
@@ -1370,7 +1458,7 @@ class FakeDiscord:
         ready: JSON = {
             "v": 10,
             "user": {**self._user(self.bot_user_id), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(guild), "unavailable": True} for guild in self.guild_ids],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -1386,7 +1474,8 @@ class FakeDiscord:
             ready["shard"] = data["shard"]
         await self._dispatch(session, "READY", ready)
         if data.get("intents", 0) & GUILDS_INTENT:
-            await self._dispatch(session, "GUILD_CREATE", self._guild_create())
+            for guild_id in self.guild_ids:
+                await self._dispatch(session, "GUILD_CREATE", self._guild_create(guild_id))
         self._ready_count += 1
         await self._changes.notify()
 
@@ -1417,10 +1506,17 @@ class FakeDiscord:
 @contextlib.contextmanager
 def point_discord_py_at(fake: FakeDiscord) -> Iterator[None]:
     """Send discord.py's REST calls and gateway connections to the fake, then restore them."""
+    with point_discord_py_to(fake.base_url, fake.gateway_url):
+        yield
+
+
+@contextlib.contextmanager
+def point_discord_py_to(base_url: str, gateway_url: str) -> Iterator[None]:
+    """The same for a fake known only by its URLs (one serving from another process)."""
     route_base = discord.http.Route.BASE
     gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    discord.http.Route.BASE = f"{fake.base_url}{API_PREFIX}"
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    discord.http.Route.BASE = f"{base_url}{API_PREFIX}"
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
     try:
         yield
     finally:

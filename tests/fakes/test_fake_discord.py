@@ -333,3 +333,78 @@ async def test_gateway_refuses_compression_it_cannot_send(fake: FakeDiscord) -> 
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await session.ws_connect(url)
     assert refused.value.status == 400
+
+
+async def test_many_guilds_each_with_its_channel() -> None:
+    async with running_fake_discord(guilds=3) as fake:
+        bot = make_bot()
+        async with connected(fake, bot):
+            assert len(fake.guild_ids) == 3
+            assert sorted(guild.id for guild in bot.guilds) == sorted(fake.guild_ids)
+            third, channel = list(fake.guild_channels.items())[2]
+            guild = bot.get_guild(third)
+            assert guild is not None
+            assert [c.id for c in guild.text_channels] == [channel]
+
+            # Guild commands are per guild; a guild the bot is not in is refused.
+            bot.tree.copy_global_to(guild=discord.Object(third))
+            synced = await bot.tree.sync(guild=discord.Object(third))
+            assert {command.guild_id for command in synced} == {third}
+            assert fake.guild_ids[0] not in fake.guild_commands
+            with pytest.raises(discord.Forbidden):
+                await bot.tree.sync(guild=discord.Object(1))
+
+            interaction = await fake.invoke_slash_command("ping", {"text": "g3"}, guild_id=third)
+            response = await interaction.wait_for_response(timeout=2)
+            [message] = await fake.wait_for_channel_message(channel, timeout=2)
+            await fake.wait_until("one message in all", lambda: fake.channel_message_count == 1)
+
+    assert (interaction.guild_id, interaction.channel_id) == (third, channel)
+    assert response["message"]["interaction_metadata"]["authorizing_integration_owners"] == {
+        "0": str(third)
+    }
+    assert message["message"]["channel_id"] == str(channel)
+    assert fake.channel_messages.get(fake.channel_id) is None
+    assert fake.interactions() == [interaction]
+    with pytest.raises(ValueError, match="not one of the fake's"):
+        await fake.invoke_slash_command("ping", {"text": "x"}, guild_id=1)
+
+
+async def test_a_late_callback_is_still_timed() -> None:
+    async with running_fake_discord(interaction_deadline=0.05) as fake:
+        bot = make_bot()
+        bot.tree.on_error = _ignore_errors  # type: ignore[method-assign]
+        async with connected(fake, bot):
+            interaction = await fake.invoke_slash_command("late")
+            await fake.wait_until(
+                "a callback attempt", lambda: interaction.callback_attempted_at is not None
+            )
+
+    assert interaction.response_delay is None
+    assert interaction.attempt_delay is not None
+    assert interaction.attempt_delay >= 0.2
+
+
+async def _ignore_errors(
+    interaction: discord.Interaction[discord.Client], error: app_commands.AppCommandError
+) -> None:
+    """The late answer's 10062 is what the test expects; nothing to report."""
+
+
+async def test_shown_delay_waits_for_what_fills_a_deferral(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    async with connected(fake, bot):
+        deferred = await fake.invoke_slash_command("slow")
+        await deferred.wait_for_record("edit", timeout=2)
+        answered = await fake.invoke_slash_command("ping", {"text": "now"})
+        await answered.wait_for_response(timeout=2)
+        await fake.wait_for_channel_message(timeout=2)
+
+    # A deferral is a reply but shows nothing yet; the followup filling it does.
+    assert deferred.response_delay is not None
+    assert deferred.shown_delay is not None
+    assert deferred.shown_delay > deferred.response_delay
+    assert deferred.shown_delay == deferred.recorded_at[1] - deferred.created_at
+    # A message callback is both at once.
+    assert answered.shown_delay == answered.response_delay
+    assert len(answered.recorded_at) == len(answered.responses) == 1

@@ -127,3 +127,6 @@ class CallbackProof:
 
     provider_job_id: str | None
     delivery_id: str | None = None
+    # False when the body itself says the job is still running (a "processing" webhook from a
+    # proxy that ignores the events filter): then there is nothing to look at yet.
+    may_have_ended: bool = True

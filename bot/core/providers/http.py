@@ -1,16 +1,19 @@
-"""The HTTP helper every provider client shares: one session, typed errors, bounded bodies."""
+"""The HTTP helper every provider client shares: one session, typed errors, bounded bodies,
+images streamed to disk."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -28,13 +31,15 @@ from bot.core.errors import (
     ResultUnavailable,
     UnsafeImageSource,
 )
-from bot.core.images import Image, checked_image
+from bot.core.images import Image, ImageSpool
 from bot.core.providers.image_sources import ImageSources, RefusedAddress
 
 log = logging.getLogger(__name__)
 
 # An Imagen 4 image is 1-3 MB at 2K; 50 MiB is far beyond any genuine result.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+# What one read of a body takes at most, so an image never sits whole in memory.
+CHUNK_BYTES = 64 * 1024
 # Error bodies and JSON answers are small; an HTML error page can be large and is cut.
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 _DETAIL_CHARS = 300
@@ -58,7 +63,7 @@ class HttpResponse:
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 300
+        return _succeeded(self.status)
 
     def detail(self) -> str:
         """A short, log-safe description of an error body (problem+json or anything else)."""
@@ -89,6 +94,10 @@ class HttpResponse:
         return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
+def _succeeded(status: int) -> bool:
+    return 200 <= status < 300
+
+
 def error_for(response: HttpResponse) -> ProviderError:
     """Map an unsuccessful response to the error vocabulary (providers.md §1.7)."""
     detail = response.detail()
@@ -109,6 +118,10 @@ class HttpClient:
     ``session`` talks to the providers' configured endpoints; ``public_session`` (see
     image_sources.public_only_session) fetches images from hosts nobody configured, and only
     connects to public addresses. Without it such images are refused.
+
+    Images are written to ``spool`` as they arrive, never held whole in memory. The bot passes
+    its ImageStore's spool, so that saving an image is a rename; without one (check-config,
+    tests) they are spooled in the system's temporary directory.
     """
 
     def __init__(
@@ -116,9 +129,11 @@ class HttpClient:
         session: aiohttp.ClientSession,
         *,
         public_session: aiohttp.ClientSession | None = None,
+        spool: ImageSpool | None = None,
     ) -> None:
         self._session = session
         self._public_session = public_session
+        self._spool = spool or ImageSpool(Path(tempfile.gettempdir()))
 
     async def request(
         self,
@@ -128,9 +143,120 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         timeout: float,
-        max_bytes: int = MAX_RESPONSE_BYTES,
-        session: aiohttp.ClientSession | None = None,
     ) -> HttpResponse:
+        async with self._exchange(
+            method, url, headers=headers, json_body=json_body, timeout=timeout
+        ) as response:
+            return await _answer(response)
+
+    async def download_image(
+        self,
+        url: str,
+        *,
+        sources: ImageSources,
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> Image:
+        """One finished image from a URL or an inline ``data:`` URI, checked to really be one.
+
+        The body goes to a spool file chunk by chunk, within MAX_DOWNLOAD_BYTES, and is checked
+        from there once the connection is released; the file is gone if anything fails.
+        """
+        with self._spool.new_file() as spooled:
+            if url.startswith("data:"):
+                # Inline data came in an answer already capped at MAX_RESPONSE_BYTES.
+                spooled.write(_data_uri_bytes(url))
+            else:
+                async with self._image_response(
+                    url, sources=sources, headers=headers, timeout=timeout
+                ) as response:
+                    async for chunk in _capped_chunks(response, MAX_DOWNLOAD_BYTES):
+                        spooled.write(chunk)
+            return await spooled.checked()
+
+    async def download_images(
+        self,
+        urls: Sequence[str],
+        *,
+        sources: ImageSources,
+        timeout: float,
+        headers_for: Callable[[str], Mapping[str, str] | None] = lambda _url: None,
+    ) -> list[Image]:
+        """Every image of a job, or none: when one fails (or the download is cancelled) those
+        already spooled are removed. ``headers_for`` gives a URL's credentials; by default
+        there are none (CDNs, data: URIs)."""
+        images: list[Image] = []
+        try:
+            for url in urls:
+                images.append(
+                    await self.download_image(
+                        url, sources=sources, headers=headers_for(url), timeout=timeout
+                    )
+                )
+        except BaseException:
+            for image in images:
+                image.discard()
+            raise
+        return images
+
+    @contextlib.asynccontextmanager
+    async def _image_response(
+        self,
+        url: str,
+        *,
+        sources: ImageSources,
+        headers: Mapping[str, str] | None,
+        timeout: float,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The image file's successful response, open while the block reads its body.
+
+        Redirects are followed by hand so that every hop passes the same source check, and
+        ``headers`` (credentials) go only to the first URL's host. 403/404/410 mean the
+        provider already deleted the file (an hour on Replicate, about a day on Apikley:
+        providers.md §0.4, §3.5), which no retry can change.
+        """
+        current = URL(url)
+        first_host = current.host
+        for _ in range(MAX_REDIRECTS + 1):
+            refusal = sources.refusal(current)
+            if refusal is not None:
+                log.warning("refused to fetch an image from %r: %s", str(current), refusal)
+                raise UnsafeImageSource(detail=f"{current}: {refusal}")
+            trusted = sources.trusts(current)
+            if not trusted and self._public_session is None:
+                raise UnsafeImageSource(detail=f"{current}: public hosts are not set up")
+            async with self._exchange(
+                "GET",
+                str(current),
+                headers=headers if current.host == first_host else None,
+                timeout=timeout,
+                session=None if trusted else self._public_session,
+            ) as response:
+                location = response.headers.get("Location")
+                if response.status in _REDIRECTS and location:
+                    current = current.join(URL(location))
+                    continue
+                if response.status in (403, 404, 410):
+                    raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
+                if not _succeeded(response.status):  # aiohttp's own ``ok`` takes in 3xx
+                    raise error_for(await _answer(response))
+                yield response
+                return
+        raise ResultUnavailable(detail=f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        json_body: Any = None,
+        timeout: float,
+        session: aiohttp.ClientSession | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One response, open while the block reads it. Transport failures, while sending or
+        while the block reads the body, become ProviderError subclasses."""
         try:
             async with (session or self._session).request(
                 method,
@@ -140,8 +266,7 @@ class HttpClient:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as response:
-                body = await self._read_capped(response, max_bytes)
-                return HttpResponse(response.status, response.headers, body)
+                yield response
         except TimeoutError as exc:
             raise ProviderTimeout(detail=f"{method} {url} timed out after {timeout}s") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -154,81 +279,33 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             raise ProviderUnavailable(detail=f"{method} {url} failed: {exc!r}") from exc
 
-    async def download_image(
-        self,
-        url: str,
-        *,
-        sources: ImageSources,
-        headers: Mapping[str, str] | None = None,
-        timeout: float,
-    ) -> Image:
-        """One finished image from a URL or an inline ``data:`` URI, checked to really be one.
 
-        Redirects are followed by hand so that every hop passes the same source check, and
-        ``headers`` (credentials) go only to the first URL's host. 403/404/410 mean the
-        provider already deleted the file (an hour on Replicate, about a day on Apikley:
-        providers.md §0.4, §3.5), which no retry can change.
-        """
-        if url.startswith("data:"):
-            return await asyncio.to_thread(decode_data_uri, url)
-        current = URL(url)
-        first_host = current.host
-        for _ in range(MAX_REDIRECTS + 1):
-            refusal = sources.refusal(current)
-            if refusal is not None:
-                log.warning("refused to fetch an image from %r: %s", str(current), refusal)
-                raise UnsafeImageSource(detail=f"{current}: {refusal}")
-            trusted = sources.trusts(current)
-            if not trusted and self._public_session is None:
-                raise UnsafeImageSource(detail=f"{current}: public hosts are not set up")
-            response = await self.request(
-                "GET",
-                str(current),
-                headers=headers if current.host == first_host else None,
-                timeout=timeout,
-                max_bytes=MAX_DOWNLOAD_BYTES,
-                session=None if trusted else self._public_session,
-            )
-            location = response.headers.get("Location")
-            if response.status not in _REDIRECTS or not location:
-                break
-            current = current.join(URL(location))
-        else:
-            raise ResultUnavailable(detail=f"more than {MAX_REDIRECTS} redirects from {url}")
-        if response.status in (403, 404, 410):
-            raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
-        if not response.ok:
-            raise error_for(response)
-        return await asyncio.to_thread(checked_image, response.body)
-
-    async def download_images(
-        self, urls: Sequence[str], *, sources: ImageSources, timeout: float
-    ) -> list[Image]:
-        """Every image of a job, from hosts that need no credentials (CDNs, data: URIs)."""
-        return [await self.download_image(url, sources=sources, timeout=timeout) for url in urls]
-
-    @staticmethod
-    async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-        if response.content_length is not None and response.content_length > max_bytes:
-            raise ProviderUnavailable(detail=f"response of {response.content_length} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > max_bytes:
-                raise ProviderUnavailable(detail=f"response larger than {max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+async def _answer(response: aiohttp.ClientResponse) -> HttpResponse:
+    """A small answer (JSON, an error page) read whole, within MAX_RESPONSE_BYTES."""
+    body = b"".join([chunk async for chunk in _capped_chunks(response, MAX_RESPONSE_BYTES)])
+    return HttpResponse(response.status, response.headers, body)
 
 
-def decode_data_uri(uri: str) -> Image:
+async def _capped_chunks(response: aiohttp.ClientResponse, max_bytes: int) -> AsyncIterator[bytes]:
+    """The body in chunks of at most CHUNK_BYTES, refused as soon as it passes ``max_bytes``
+    or its Content-Length says it will."""
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise ProviderUnavailable(detail=f"response of {response.content_length} bytes")
+    size = 0
+    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ProviderUnavailable(detail=f"response larger than {max_bytes} bytes")
+        yield chunk
+
+
+def _data_uri_bytes(uri: str) -> bytes:
     header, _, data = uri.partition(",")
     try:
-        raw = (
+        return (
             base64.b64decode(data, validate=True)
             if header.endswith(";base64")
             else unquote_to_bytes(data)
         )
     except binascii.Error as exc:
         raise ResultUnavailable(detail="output data: URI is not valid base64") from exc
-    return checked_image(raw)

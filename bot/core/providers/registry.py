@@ -14,6 +14,7 @@ from bot.core.config import (
     Secrets,
     Settings,
 )
+from bot.core.images import ImageSpool
 from bot.core.providers.aimlapi import AimlProvider
 from bot.core.providers.apikley import ApikleyProvider
 from bot.core.providers.base import ImageProvider
@@ -58,13 +59,13 @@ def build_providers(
 
 @contextlib.asynccontextmanager
 async def provider_clients(
-    settings: Settings, secrets: Secrets
+    settings: Settings, secrets: Secrets, *, spool: ImageSpool | None = None
 ) -> AsyncIterator[Mapping[str, ImageProvider]]:
     """Providers sharing one HTTP session (and one for images on public hosts), closed on
-    exit."""
+    exit. Images are downloaded into ``spool``: pass the ImageStore's that will save them."""
     async with (
         aiohttp.ClientSession(headers={"User-Agent": "imagine-bot"}) as session,
         public_only_session() as public_session,
     ):
-        http = HttpClient(session, public_session=public_session)
+        http = HttpClient(session, public_session=public_session, spool=spool)
         yield build_providers(settings, secrets, http)

@@ -37,6 +37,8 @@ from bot.core.webhooks import signing_key, verify_signature
 # Replicate's error strings for Imagen safety blocks carry code E005 (providers.md §1.3).
 _SAFETY_MARKERS = ("flagged as sensitive", "(e005)", "safety", "nsfw")
 _FAILED_STATUSES = frozenset({"failed", "canceled", "aborted"})
+# Statuses of a prediction still on its way (providers.md §1.5); any other may be an end.
+_RUNNING_STATUSES = frozenset({"starting", "processing"})
 # How far back a restart looks for an interrupted create: 100 predictions a page (§1.1), and
 # the provider's clock may run behind the bot's.
 MAX_LIST_PAGES = 5
@@ -173,7 +175,12 @@ class ReplicateProvider:
             raise error_for(response)
 
     async def download(self, job: ProviderJob) -> list[Image]:
-        return [await self._download_one(url) for url in job.output_urls]
+        return await self._http.download_images(
+            job.output_urls,
+            sources=self._sources,
+            timeout=self._settings.request_timeout_seconds,
+            headers_for=self._file_headers,
+        )
 
     async def authenticate_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackProof:
         delivery_id = None
@@ -190,7 +197,9 @@ class ReplicateProvider:
             raise CallbackRejected(400, "body is not a JSON object")
         prediction_id = payload.get("id")
         return CallbackProof(
-            prediction_id if isinstance(prediction_id, str) else None, delivery_id=delivery_id
+            prediction_id if isinstance(prediction_id, str) else None,
+            delivery_id=delivery_id,
+            may_have_ended=payload.get("status") not in _RUNNING_STATUSES,
         )
 
     async def check_key(self) -> str:
@@ -231,16 +240,11 @@ class ReplicateProvider:
             raise CallbackRejected(503, "webhook secret not available yet")
         return SecretStr(key)
 
-    async def _download_one(self, url: str) -> Image:
+    def _file_headers(self, url: str) -> dict[str, str] | None:
         host = urlsplit(url).hostname or ""
         # Replicate's file host wants the token (providers.md §1.3); no other host gets it.
         is_replicate_host = host == "replicate.delivery" or host.endswith(".replicate.delivery")
-        return await self._http.download_image(
-            url,
-            sources=self._sources,
-            headers=self._auth_headers() if is_replicate_host else None,
-            timeout=self._settings.request_timeout_seconds,
-        )
+        return self._auth_headers() if is_replicate_host else None
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}

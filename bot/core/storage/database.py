@@ -9,6 +9,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.core.storage.sqlite_dialect import BEGIN_WRITE, CONNECTION_PRAGMAS
+
 log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -29,20 +31,15 @@ def migrations() -> list[tuple[int, str]]:
 
 
 async def open_database(path: Path) -> aiosqlite.Connection:
-    """Open (creating if needed) and migrate the database at ``path``.
-
-    WAL lets readers proceed during a write; ``busy_timeout`` rides out a second process such
-    as ``imagine-bot generate`` touching the same file; foreign keys are off by default in
-    SQLite and must be enabled on every connection.
-    """
+    """Open (creating if needed) and migrate the database at ``path``, with the settings of
+    ``CONNECTION_PRAGMAS`` (WAL, synchronous = NORMAL, foreign keys, busy timeout)."""
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     connection = await aiosqlite.connect(path, isolation_level=None)
     connection.row_factory = aiosqlite.Row
     try:
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        await connection.execute("PRAGMA busy_timeout = 5000")
+        for pragma in CONNECTION_PRAGMAS:
+            await connection.execute(pragma)
         await _migrate(connection)
     except BaseException:
         await connection.close()
@@ -60,5 +57,5 @@ async def _migrate(connection: aiosqlite.Connection) -> None:
         log.info("applying database migration %04d", number)
         # executescript would commit implicitly; BEGIN … COMMIT keeps each migration atomic.
         await connection.executescript(
-            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            f"{BEGIN_WRITE};\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
         )

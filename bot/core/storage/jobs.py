@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from bot.core.domain import (
     SafetyLevel,
     Tier,
 )
+from bot.core.storage.sqlite_dialect import BATCH_ROWS, RETURNING_ROW, greatest, least
 
 
 def _to_datetime(value: float | None) -> datetime | None:
@@ -87,42 +88,69 @@ def _options_column(options: Collection[Option]) -> str:
     return json.dumps(sorted(option.value for option in options))
 
 
-# Credits used by a member (:user) or, with :user NULL, by the whole guild, since :since.
-_USED = """
-    (SELECT COALESCE(SUM(credits), 0) FROM jobs
-     WHERE guild_id = :guild AND (:user IS NULL OR user_id = :user)
-       AND created_at >= :since AND charge != :released)
-"""
-_QUEUED = """
-    (SELECT COUNT(*) FROM jobs
-     WHERE guild_id = :guild AND (:user IS NULL OR user_id = :user) AND state = :queued)
-"""
-_GRANTED = """
-    (SELECT COALESCE(SUM(credits), 0) FROM credit_grants
-     WHERE guild_id = :guild AND user_id = :user AND granted_at >= {since})
-"""
+# Whose jobs a count covers: one member's, or a whole guild's. Two fragments rather than one
+# "(:user IS NULL OR user_id = :user)": SQLite plans a statement before it sees the
+# parameters, and that OR keeps it from using user_id in an index.
+_MEMBER = "guild_id = :guild AND user_id = :user"
+_GUILD = "guild_id = :guild"
 
 
-def _used(user: str, since: str) -> str:
-    return _USED.replace(":user", user).replace(":since", since)
+def _used(who: str, since: str) -> str:
+    """Credits reserved or committed by ``who`` since ``since``."""
+    return f"""
+        (SELECT COALESCE(SUM(credits), 0) FROM jobs
+         WHERE {who} AND created_at >= {since} AND charge != :released)
+    """  # noqa: S608 - only this module's own fragments are interpolated
+
+
+def _queued(who: str) -> str:
+    """Jobs of ``who`` waiting in the queue. The state is written out, not a parameter, so
+    SQLite can use the partial index of queued jobs."""
+    return f"(SELECT COUNT(*) FROM jobs WHERE {who} AND state = '{JobState.QUEUED.value}')"  # noqa: S608
+
+
+def _granted(since: str) -> str:
+    """One-off credits the member was granted since ``since``."""
+    return f"""
+        (SELECT COALESCE(SUM(credits), 0) FROM credit_grants
+         WHERE {_MEMBER} AND granted_at >= {since})
+    """  # noqa: S608 - only this module's own fragments are interpolated
+
+
+def _member_used(floor: str) -> str:
+    """What the member used since ``floor`` or their last reset, whichever is later: the
+    reset is read in the reservation's own statement, so it costs no round trip of its own."""
+    reset = "(SELECT reset_at FROM member_resets WHERE guild_id = :guild AND user_id = :user)"
+    return _used(_MEMBER, greatest(floor, f"COALESCE({reset}, 0)"))
 
 
 # The reservation's conditions for :jobs new jobs of :credits each; NULL limits are
-# unlimited. Parameters are Reservation's fields.
+# unlimited. Parameters are Reservation's fields. Every subquery here is uncorrelated, so
+# SQLite evaluates each once per statement: every row of a batch sees the same answer, and a
+# request gets all of its jobs or none.
 _WITHIN_LIMITS = f"""
     (:max_queued_per_member IS NULL
-        OR {_QUEUED} + :jobs <= :max_queued_per_member)
+        OR {_queued(_MEMBER)} + :jobs <= :max_queued_per_member)
     AND (:max_queued_per_guild IS NULL
-        OR {_QUEUED.replace(":user", "NULL")} + :jobs <= :max_queued_per_guild)
+        OR {_queued(_GUILD)} + :jobs <= :max_queued_per_guild)
     AND (:member_daily IS NULL
-        OR {_used(":user", ":member_counted_since_day")} + :credits * :jobs
-           <= :member_daily + {_GRANTED.format(since=":day_start")})
+        OR {_member_used(":member_counted_since_day")} + :credits * :jobs
+           <= :member_daily + {_granted(":day_start")})
     AND (:member_monthly IS NULL
-        OR {_used(":user", ":member_counted_since_month")} + :credits * :jobs
-           <= :member_monthly + {_GRANTED.format(since=":month_start")})
+        OR {_member_used(":member_counted_since_month")} + :credits * :jobs
+           <= :member_monthly + {_granted(":month_start")})
     AND (:guild_monthly IS NULL
-        OR {_used("NULL", ":month_start")} + :credits * :jobs <= :guild_monthly)
+        OR {_used(_GUILD, ":month_start")} + :credits * :jobs <= :guild_monthly)
 """
+
+
+_RESERVATION_FIELDS = tuple(field.name for field in dataclasses.fields(Reservation))
+
+
+def _limits(reservation: Reservation) -> dict[str, Any]:
+    """Reservation's fields as parameters; not dataclasses.asdict, whose deep copy is a
+    measurable part of a reservation's cost."""
+    return {name: getattr(reservation, name) for name in _RESERVATION_FIELDS}
 
 
 class Expression(str):
@@ -137,7 +165,8 @@ _IN_PROGRESS = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 
 
 class JobRepository:
-    """All SQL about jobs. Methods that change state return whether the row actually moved."""
+    """The SQLite JobStore: all SQL about jobs. Methods that change state return the job as
+    that change left it, or None when the row did not move, so a caller needs no second read."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
@@ -154,12 +183,14 @@ class JobRepository:
         """Store ``reservation.jobs`` queued jobs holding their credits, or none if a limit
         says no.
 
-        One INSERT … SELECT … WHERE: SQLite runs each statement atomically, so checking the
-        limits and taking the credits cannot be split by a concurrent request (issue 3: 100
-        simultaneous requests with 5 credits left yield exactly 5 jobs), and a request for
-        several images gets all of its jobs or none.
+        One INSERT … SELECT … WHERE … RETURNING, one round trip: SQLite runs each statement
+        atomically, so checking the limits and taking the credits cannot be split by a
+        concurrent request (issue 3: 100 simultaneous requests with 5 credits left yield
+        exactly 5 jobs), and the limits are the same for every row of the batch, so a request
+        for several images gets all of its jobs or none. The member's reset and grants are
+        read inside the statement too.
         """
-        cursor = await self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"""
             INSERT INTO jobs (state, prompt, tier, aspect_ratio, safety, output_format,
                               negative_prompt, seed, image_count, chosen_options,
@@ -167,18 +198,17 @@ class JobRepository:
                               guild_id, channel_id, user_id, application_id, interaction_token,
                               interaction_expires_at, attachment_size_limit, callback_token,
                               created_at, updated_at, credits, charge)
-            -- The WITH goes after INSERT: sqlite3 reports no rowcount for a statement that
-            -- does not start with INSERT.
-            WITH RECURSIVE batch(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM batch WHERE n < :jobs)
             SELECT :queued, :prompt, :tier, :aspect_ratio, :safety, :output_format,
                    :negative_prompt, :seed, :image_count, :chosen_options,
-                   n, :jobs,
+                   batch.n, :jobs,
                    :guild, :channel, :user, :application, :interaction_token,
-                   :interaction_expires_at, :attachment_size_limit, :callback_token || '.' || n,
+                   :interaction_expires_at, :attachment_size_limit,
+                   :callback_token || '.' || batch.n,
                    :now, :now, :credits, :reserved
-            FROM batch
+            FROM {BATCH_ROWS}
             WHERE {_WITHIN_LIMITS}
-            """,  # noqa: S608 - _WITHIN_LIMITS is this module's own constant
+            {RETURNING_ROW}
+            """,  # noqa: S608 - only this package's own constants are interpolated
             {
                 "queued": JobState.QUEUED.value,
                 "prompt": request.prompt,
@@ -201,43 +231,32 @@ class JobRepository:
                 "now": now,
                 "reserved": Charge.RESERVED.value,
                 "released": Charge.RELEASED.value,
-                **dataclasses.asdict(reservation),
+                **_limits(reservation),
             },
         )
-        created = cursor.rowcount
-        last_id = cursor.lastrowid
-        await cursor.close()
-        if created != reservation.jobs or last_id is None:
-            return []
-        first_id = last_id - created + 1
-        return await self._select(
-            "SELECT * FROM jobs WHERE id BETWEEN ? AND ? ORDER BY id", (first_id, last_id)
-        )
+        return sorted(_jobs(rows), key=lambda job: job.id)
 
     async def usage(self, *, guild_id: int, user_id: int | None, since: float) -> int:
         """Credits reserved or committed since ``since`` by a member (or a whole guild)."""
-        async with self._db.execute(
-            f"SELECT {_USED} AS used",
+        who = _GUILD if user_id is None else _MEMBER
+        [row] = await self._db.execute_fetchall(
+            f"SELECT {_used(who, ':since')} AS used",
             {"guild": guild_id, "user": user_id, "since": since, "released": Charge.RELEASED.value},
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row["used"]) if row else 0
+        )
+        return int(row["used"])
 
     async def queued_count(self, *, guild_id: int, user_id: int | None) -> int:
-        async with self._db.execute(
-            f"SELECT {_QUEUED} AS queued",
-            {"guild": guild_id, "user": user_id, "queued": JobState.QUEUED.value},
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row["queued"]) if row else 0
+        who = _GUILD if user_id is None else _MEMBER
+        [row] = await self._db.execute_fetchall(
+            f"SELECT {_queued(who)} AS queued", {"guild": guild_id, "user": user_id}
+        )
+        return int(row["queued"])
 
     async def get(self, job_id: int) -> Job | None:
         """None for an id no job can have, too: a number past SQLite's range would not bind."""
         if not 1 <= job_id <= MAX_JOB_ID:
             return None
-        async with self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else _row_to_job(row)
+        return _first(await self._db.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,)))
 
     async def unfinished(self) -> list[Job]:
         """Every job not yet delivered, given up on or canceled, oldest first: what a restart
@@ -284,9 +303,9 @@ class JobRepository:
         provider: str,
         not_applied: Collection[Option] = (),
         now: float,
-    ) -> bool:
+    ) -> Job | None:
         """Record where a create is about to be sent, and what it will not apply, before it
-        is; False if the job is no longer queued (canceled meanwhile)."""
+        is; None if the job is no longer queued (canceled meanwhile)."""
         return await self._transition(
             job_id,
             (JobState.QUEUED,),
@@ -299,7 +318,7 @@ class JobRepository:
 
     async def mark_not_submitted(
         self, job_id: int, *, maybe_created_at: Collection[str] = (), now: float
-    ) -> bool:
+    ) -> Job | None:
         """Queued again: the provider created nothing (429, refused connection), or may have
         (a timeout) and is now listed in ``maybe_created_at`` so it is never asked again."""
         return await self._transition(
@@ -313,8 +332,8 @@ class JobRepository:
 
     async def mark_submitted(
         self, job_id: int, *, provider: str, provider_job_id: str, now: float
-    ) -> bool:
-        """False also when another job already holds that provider job (a restart looking
+    ) -> Job | None:
+        """None also when another job already holds that provider job (a restart looking
         for its lost create found a sibling's): jobs_by_provider_job is unique."""
         try:
             return await self._transition(
@@ -327,7 +346,7 @@ class JobRepository:
                 submitted_at=now,
             )
         except sqlite3.IntegrityError:
-            return False
+            return None
 
     async def mark_succeeded(
         self,
@@ -338,14 +357,14 @@ class JobRepository:
         output_format: OutputFormat | None = None,
         credits: int | None = None,
         now: float,
-    ) -> bool:
+    ) -> Job | None:
         """The images exist. ``output_format`` is what the provider made, ``credits`` what
         the images that came back cost (less than reserved when some were filtered out)."""
         changes: dict[str, Any] = {}
         if output_format is not None:
             changes["output_format"] = output_format.value
         if credits is not None:
-            changes["credits"] = Expression(f"MIN(credits, {int(credits)})")
+            changes["credits"] = Expression(least("credits", str(int(credits))))
         return await self._transition(
             job_id,
             (JobState.SUBMITTED,),
@@ -357,7 +376,7 @@ class JobRepository:
             **changes,
         )
 
-    async def mark_failed(self, job_id: int, *, error: str, now: float) -> bool:
+    async def mark_failed(self, job_id: int, *, error: str, now: float) -> Job | None:
         """Failed, timed out or blocked: the member gets the credits back."""
         return await self._transition(
             job_id,
@@ -369,7 +388,7 @@ class JobRepository:
             charge=Charge.RELEASED.value,
         )
 
-    async def mark_canceled(self, job_id: int, *, now: float) -> bool:
+    async def mark_canceled(self, job_id: int, *, now: float) -> Job | None:
         """Canceled by the member before it succeeded: refunded.
 
         Not from ``submitting``: a create may be in flight, and its answer must be recorded.
@@ -383,7 +402,7 @@ class JobRepository:
             charge=Charge.RELEASED.value,
         )
 
-    async def mark_delivered(self, job_id: int, *, now: float) -> bool:
+    async def mark_delivered(self, job_id: int, *, now: float) -> Job | None:
         """Posted: a succeeded job's credits are now spent for good."""
         return await self._transition(
             job_id,
@@ -394,7 +413,7 @@ class JobRepository:
             charge=_COMMIT_IF_SUCCEEDED,
         )
 
-    async def mark_undeliverable(self, job_id: int, *, reason: str, now: float) -> bool:
+    async def mark_undeliverable(self, job_id: int, *, reason: str, now: float) -> Job | None:
         """Give up posting; the images stay on disk and the reason is kept beside any error.
 
         The images exist and the provider billed them, so a succeeded job's credits are spent.
@@ -412,14 +431,12 @@ class JobRepository:
         self, *, provider: str, delivery_id: str, job_id: int, now: float
     ) -> bool:
         """Record a callback delivery id; False if it was seen before (a replay or retry)."""
-        cursor = await self._db.execute(
-            "INSERT OR IGNORE INTO webhook_deliveries (delivery_id, provider, job_id, received_at) "
-            "VALUES (?, ?, ?, ?)",
+        inserted = await self._db.execute_fetchall(
+            "INSERT INTO webhook_deliveries (delivery_id, provider, job_id, received_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING delivery_id",
             (delivery_id, provider, job_id, now),
         )
-        inserted = cursor.rowcount == 1
-        await cursor.close()
-        return inserted
+        return bool(list(inserted))
 
     async def _transition(
         self,
@@ -428,7 +445,8 @@ class JobRepository:
         new_state: JobState,
         now: float,
         **columns: Any,
-    ) -> bool:
+    ) -> Job | None:
+        """One UPDATE that applies only from an ``expected`` state and hands back the row."""
         assignments = ["state = ?", "updated_at = ?"]
         values: list[Any] = [new_state.value, now]
         for column, value in columns.items():
@@ -438,16 +456,21 @@ class JobRepository:
                 assignments.append(f"{column} = ?")
                 values.append(value)
         placeholders = ",".join("?" * len(expected))
-        cursor = await self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"UPDATE jobs SET {', '.join(assignments)} "  # noqa: S608 - column names are ours
-            f"WHERE id = ? AND state IN ({placeholders})",
+            f"WHERE id = ? AND state IN ({placeholders}) {RETURNING_ROW}",
             (*values, job_id, *(state.value for state in expected)),
         )
-        moved = cursor.rowcount == 1
-        await cursor.close()
-        return moved
+        return _first(rows)
 
     async def _select(self, sql: str, parameters: tuple[Any, ...]) -> list[Job]:
-        async with self._db.execute(sql, parameters) as cursor:
-            rows = await cursor.fetchall()
-        return [_row_to_job(row) for row in rows]
+        return _jobs(await self._db.execute_fetchall(sql, parameters))
+
+
+def _jobs(rows: Iterable[aiosqlite.Row]) -> list[Job]:
+    return [_row_to_job(row) for row in rows]
+
+
+def _first(rows: Iterable[aiosqlite.Row]) -> Job | None:
+    """The job of a statement that matches one row at most (by id), or None."""
+    return next(iter(_jobs(rows)), None)

@@ -11,123 +11,85 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
 
 import aiosqlite
 
 from bot.core.domain import Charge, Tier
+from bot.core.storage.protocols import (
+    AuditEntry,
+    AuditFields,
+    CreditLimit,
+    GuildOverrides,
+    GuildPolicyRecord,
+    LimitSubject,
+    MemberUsage,
+    UsageReport,
+)
+from bot.core.storage.sqlite_dialect import BEGIN_WRITE
 
-LimitSubject = Literal["role", "member"]
-
-
-@dataclass(frozen=True, slots=True)
-class GuildOverrides:
-    """A guild's own settings; None means "the configured default"."""
-
-    member_daily_credits: int | None = None
-    member_monthly_credits: int | None = None
-    guild_monthly_credits: int | None = None
-    exempt_role_id: int | None = None
-    max_running_per_guild: int | None = None
-    max_queued_per_member: int | None = None
-    max_queued_per_guild: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CreditLimit:
-    daily: int
-    monthly: int
-
-
-@dataclass(frozen=True, slots=True)
-class GuildPolicyRecord:
-    """Everything stored about one guild's quotas, read in one go."""
-
-    overrides: GuildOverrides
-    role_limits: Mapping[int, CreditLimit]
-    member_limits: Mapping[int, CreditLimit]
-    tier_roles: Mapping[Tier, frozenset[int]]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    actor_id: int
-    action: str
-    details: dict[str, Any]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MemberUsage:
-    user_id: int
-    jobs: int
-    credits: int
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReport:
-    """A guild's activity since a moment: who spent what, on which tier, and what failed."""
-
-    top_members: list[MemberUsage]
-    credits_by_tier: dict[Tier, int]
-    jobs: int
-    failed: int
-    refunded_credits: int
-    rows: list[tuple[int, int, str, str, int, str, float]]  # for the CSV export
+# The records live with the Protocols; they are importable from here too, as before.
+__all__ = [
+    "AuditEntry",
+    "AuditFields",
+    "CreditLimit",
+    "GuildOverrides",
+    "GuildPolicyRecord",
+    "LimitSubject",
+    "MemberUsage",
+    "QuotaRepository",
+    "UsageReport",
+]
 
 
 class QuotaRepository:
+    """The SQLite QuotaStore."""
+
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
         # One connection is shared by every coroutine: admin transactions take turns.
         self._transaction_lock = asyncio.Lock()
 
     async def policy(self, guild_id: int) -> GuildPolicyRecord:
-        async with self._db.execute(
+        """Three reads, one round trip each."""
+        settings = await self._db.execute_fetchall(
             "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         fields = [field.name for field in dataclasses.fields(GuildOverrides)]
-        overrides = GuildOverrides(**{name: row[name] for name in fields}) if row else None
+        overrides = [GuildOverrides(**{name: row[name] for name in fields}) for row in settings]
         limits: dict[str, dict[int, CreditLimit]] = {"role": {}, "member": {}}
-        async with self._db.execute(
+        for subject, subject_id, daily, monthly in await self._db.execute_fetchall(
             "SELECT subject, subject_id, daily_credits, monthly_credits FROM credit_limits "
             "WHERE guild_id = ?",
             (guild_id,),
-        ) as cursor:
-            async for subject, subject_id, daily, monthly in cursor:
-                limits[subject][subject_id] = CreditLimit(daily, monthly)
+        ):
+            limits[subject][subject_id] = CreditLimit(daily, monthly)
         tier_roles: dict[Tier, set[int]] = {}
-        async with self._db.execute(
+        for tier, role_id in await self._db.execute_fetchall(
             "SELECT tier, role_id FROM tier_roles WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            async for tier, role_id in cursor:
-                tier_roles.setdefault(Tier(tier), set()).add(role_id)
+        ):
+            tier_roles.setdefault(Tier(tier), set()).add(role_id)
         return GuildPolicyRecord(
-            overrides=overrides or GuildOverrides(),
+            overrides=overrides[0] if overrides else GuildOverrides(),
             role_limits=limits["role"],
             member_limits=limits["member"],
             tier_roles={tier: frozenset(roles) for tier, roles in tier_roles.items()},
         )
 
     async def member_reset_at(self, guild_id: int, user_id: int) -> float | None:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT reset_at FROM member_resets WHERE guild_id = ? AND user_id = ?",
             (guild_id, user_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else float(row[0])
+        )
+        return next((float(row[0]) for row in rows), None)
 
     async def granted(self, guild_id: int, user_id: int, *, since: float) -> int:
-        async with self._db.execute(
+        [row] = await self._db.execute_fetchall(
             "SELECT COALESCE(SUM(credits), 0) FROM credit_grants "
             "WHERE guild_id = ? AND user_id = ? AND granted_at >= ?",
             (guild_id, user_id, since),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        )
+        return int(row[0])
 
     # ------------------------------------------------------------------ admin changes
 
@@ -142,12 +104,10 @@ class QuotaRepository:
         columns = list(changes)
         async with self._transaction():
             await self._db.execute(
-                "INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", (guild_id,)
-            )
-            await self._db.execute(
-                f"UPDATE guild_settings SET {', '.join(f'{c} = ?' for c in columns)} "  # noqa: S608 - checked names
-                "WHERE guild_id = ?",
-                (*changes.values(), guild_id),
+                f"INSERT INTO guild_settings (guild_id, {', '.join(columns)}) "  # noqa: S608 - checked names
+                f"VALUES (?{', ?' * len(columns)}) ON CONFLICT (guild_id) DO UPDATE SET "
+                + ", ".join(f"{column} = excluded.{column}" for column in columns),
+                (guild_id, *changes.values()),
             )
             await self._audit(guild_id, audit)
 
@@ -212,12 +172,11 @@ class QuotaRepository:
             await self._audit(guild_id, audit)
 
     async def audit_trail(self, guild_id: int, *, limit: int) -> list[AuditEntry]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT actor_id, action, details, created_at FROM admin_audit "
             "WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
             (guild_id, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             AuditEntry(
                 actor_id=row["actor_id"],
@@ -232,13 +191,14 @@ class QuotaRepository:
         """Outcomes, not states: ``failed`` is only a moment in a job's life (it is posted and
         becomes delivered or undeliverable), but a failure keeps its error; and every job that
         failed or was canceled, whatever its state now, had its credits released."""
-        async with self._db.execute(
-            "SELECT id, user_id, tier, state, credits, charge, created_at, "
-            "error IS NOT NULL AS failed FROM jobs "
-            "WHERE guild_id = ? AND created_at >= ? ORDER BY id",
-            (guild_id, since),
-        ) as cursor:
-            records = await cursor.fetchall()
+        records = list(
+            await self._db.execute_fetchall(
+                "SELECT id, user_id, tier, state, credits, charge, created_at, "
+                "error IS NOT NULL AS failed FROM jobs "
+                "WHERE guild_id = ? AND created_at >= ? ORDER BY id",
+                (guild_id, since),
+            )
+        )
         rows = [tuple(record)[:-1] for record in records]  # the CSV does without the flag
         spent: dict[int, list[int]] = {}
         by_tier = dict.fromkeys(Tier, 0)
@@ -267,7 +227,7 @@ class QuotaRepository:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         async with self._transaction_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._db.execute(BEGIN_WRITE)
             try:
                 yield
             except BaseException:
@@ -281,13 +241,3 @@ class QuotaRepository:
             "VALUES (?, ?, ?, ?, ?)",
             (guild_id, audit.actor_id, audit.action, json.dumps(audit.details), audit.now),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFields:
-    """Who made a change, what it was and when: the audit row written with the change."""
-
-    actor_id: int
-    action: str
-    details: Mapping[str, object]
-    now: float

@@ -110,8 +110,8 @@ async def test_download_returns_the_real_pngs_at_imagen_size(
 
     [generation] = fake_aiml.generations
     assert [image.extension for image in images] == ["png", "png"]
-    assert [image.data for image in images] == [generation.png(0), generation.png(1)]
-    assert size_of(images[0].data) == (1408, 768)
+    assert [image.path.read_bytes() for image in images] == [generation.png(0), generation.png(1)]
+    assert size_of(images[0].path.read_bytes()) == (1408, 768)
 
 
 async def test_create_sends_the_key_and_the_documented_body(
@@ -223,7 +223,10 @@ async def test_inline_base64_images_are_decoded_without_a_download(
 
     assert job.status is ProviderStatus.SUCCEEDED
     assert all(url.startswith("data:image/png;base64,") for url in job.output_urls)
-    assert [(image.data, image.extension) for image in images] == [(png, "png"), (png, "png")]
+    assert [(image.path.read_bytes(), image.extension) for image in images] == [
+        (png, "png"),
+        (png, "png"),
+    ]
     assert fake_aiml.requests_to("GET", "/files/") == []
 
 

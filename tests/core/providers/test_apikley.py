@@ -6,10 +6,10 @@ for the wall clock; only callbacks are awaited, on the fake's own delivery condi
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from multidict import CIMultiDict
@@ -438,6 +438,11 @@ async def test_finished_standard_and_ultra_tasks_give_one_url(
     assert len(snapshot.output_urls) == 1
 
 
+def size_of(path: Path) -> tuple[int, int]:
+    with PillowImage.open(path) as picture:
+        return picture.size
+
+
 async def test_download_returns_one_real_png_per_image_at_imagen_size(
     fake: FakeApikley, http: HttpClient, clock: ManualClock
 ) -> None:
@@ -447,10 +452,8 @@ async def test_download_returns_one_real_png_per_image_at_imagen_size(
     images = await provider.download(snapshot)
 
     assert [image.extension for image in images] == ["png", "png", "png"]
-    assert {PillowImage.open(io.BytesIO(image.data)).size for image in images} == {
-        IMAGEN_PIXELS["16:9"]
-    }
-    assert len({image.data for image in images}) == 3
+    assert {size_of(image.path) for image in images} == {IMAGEN_PIXELS["16:9"]}
+    assert len({image.path.read_bytes() for image in images}) == 3
 
 
 async def test_expired_result_files_are_unavailable(

@@ -12,6 +12,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.core.errors import UnsafeImageSource
+from bot.core.images import ImageSpool
 from bot.core.providers.base import ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.providers.image_sources import (
@@ -145,13 +146,15 @@ async def test_an_output_url_naming_another_local_service_is_refused_unfetched(
 
 
 async def test_a_name_that_resolves_to_a_private_address_is_refused_unfetched(
-    fake_replicate: FakeReplicate, internal: InternalService
+    fake_replicate: FakeReplicate, internal: InternalService, spool: ImageSpool
 ) -> None:
     async with (
         aiohttp.ClientSession() as session,
         public_only_session(FixedResolver("127.0.0.1")) as public,
     ):
-        provider = a_replicate_provider(fake_replicate, HttpClient(session, public_session=public))
+        provider = a_replicate_provider(
+            fake_replicate, HttpClient(session, public_session=public, spool=spool)
+        )
         rebinding = f"http://images.attacker.example:{internal.port}/x.png"
 
         with pytest.raises(UnsafeImageSource):
@@ -188,7 +191,7 @@ async def test_a_redirect_within_the_providers_origin_is_followed(
     assert len(fake_replicate.requests_to("GET", "/delivery/")) == 2
 
 
-async def test_an_operator_may_list_a_private_image_host() -> None:
+async def test_an_operator_may_list_a_private_image_host(spool: ImageSpool) -> None:
     image, _ = render_image("internal cdn", "1:1", png=True)
     async with (
         InternalService(image, "image/png") as cdn,
@@ -196,9 +199,9 @@ async def test_an_operator_may_list_a_private_image_host() -> None:
         aiohttp.ClientSession() as session,
     ):
         provider = a_replicate_provider(
-            fake, HttpClient(session), image_hosts=[f"127.0.0.1:{cdn.port}"]
+            fake, HttpClient(session, spool=spool), image_hosts=[f"127.0.0.1:{cdn.port}"]
         )
 
         [downloaded] = await provider.download(succeeded(cdn.url("a.png")))
 
-    assert downloaded.data == image
+    assert downloaded.path.read_bytes() == image

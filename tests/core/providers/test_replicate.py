@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
@@ -90,7 +89,8 @@ async def test_finished_prediction_downloads_a_real_image_at_imagen_size(
 
     assert snapshot.status is ProviderStatus.SUCCEEDED
     assert image.extension == "jpg"
-    assert PillowImage.open(io.BytesIO(image.data)).size == (1408, 768)
+    with PillowImage.open(image.path) as picture:
+        assert picture.size == (1408, 768)
 
 
 async def test_proxy_is_polled_at_its_own_base_not_at_the_echoed_urls(

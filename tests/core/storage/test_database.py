@@ -41,3 +41,13 @@ async def test_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
 
 def test_migrations_are_numbered_without_gaps() -> None:
     assert [number for number, _ in migrations()] == list(range(1, len(migrations()) + 1))
+
+
+async def test_commits_are_synced_at_checkpoints_not_at_every_commit(tmp_path: Path) -> None:
+    """synchronous = NORMAL: under WAL still safe from a killed process."""
+    connection = await open_database(tmp_path / "bot.sqlite3")
+    try:
+        [row] = await connection.execute_fetchall("PRAGMA synchronous")
+        assert row[0] == 1  # NORMAL
+    finally:
+        await connection.close()

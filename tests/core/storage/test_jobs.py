@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiosqlite
 
-from bot.core.domain import Charge, JobState, Option, OutputFormat
+from bot.core.domain import Charge, Job, JobState, Option, OutputFormat
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job, table_snapshot
 from tests.factories import GUILD_ID, USER_ID, a_request, a_reservation, a_target
@@ -250,3 +251,129 @@ async def test_success_records_the_format_made_and_charges_only_images_made(
     loaded = await repository.get(job.id)
     assert loaded is not None
     assert (loaded.request.output_format, loaded.credits) == (OutputFormat.PNG, 2)
+
+
+async def test_a_transition_returns_the_updated_job(repository: JobRepository) -> None:
+    job = await stored_job(repository)
+
+    submitting = await repository.mark_submitting(
+        job.id, provider="apikley", not_applied=[Option.SAFETY], now=2
+    )
+
+    assert submitting is not None
+    assert (submitting.state, submitting.provider, submitting.attempts) == (
+        JobState.SUBMITTING,
+        "apikley",
+        1,
+    )
+    assert submitting.not_applied == {Option.SAFETY}
+    assert submitting == await repository.get(job.id)
+
+
+async def test_every_transition_returns_the_row_as_stored(repository: JobRepository) -> None:
+    job = await stored_job(repository)
+    steps: list[Callable[[], Awaitable[Job | None]]] = [
+        lambda: repository.mark_submitting(job.id, provider="r", now=2),
+        lambda: repository.mark_not_submitted(job.id, maybe_created_at=["aiml"], now=3),
+        lambda: repository.mark_submitting(job.id, provider="r", now=4),
+        lambda: repository.mark_submitted(job.id, provider="r", provider_job_id="p1", now=5),
+        lambda: repository.mark_succeeded(job.id, image_paths=[Path("a.jpg")], credits=1, now=6),
+        lambda: repository.mark_delivered(job.id, now=7),
+    ]
+    states = []
+    for step in steps:
+        moved = await step()
+        assert moved is not None
+        assert moved == await repository.get(job.id)
+        states.append(moved.state)
+
+    assert states == [
+        JobState.SUBMITTING,
+        JobState.QUEUED,
+        JobState.SUBMITTING,
+        JobState.SUBMITTED,
+        JobState.SUCCEEDED,
+        JobState.DELIVERED,
+    ]
+
+
+async def test_a_transition_that_does_not_apply_returns_none(
+    repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    job = await stored_job(repository)
+    before = await table_snapshot(connection)
+
+    assert await repository.mark_succeeded(job.id, image_paths=[], now=2) is None
+    assert await repository.mark_delivered(job.id, now=2) is None
+    assert await repository.mark_failed(job.id + 1, error="no such job", now=2) is None
+
+    assert await table_snapshot(connection) == before
+
+
+async def test_adopting_a_provider_job_another_job_holds_returns_none(
+    repository: JobRepository,
+) -> None:
+    first, second = [await stored_job(repository, callback_token=t) for t in ("a", "b")]
+    await move_to_submitted(repository, first.id, prediction="p1")
+    await repository.mark_submitting(second.id, provider="replicate", now=2)
+
+    adopted = await repository.mark_submitted(
+        second.id, provider="replicate", provider_job_id="p1", now=3
+    )
+
+    assert adopted is None
+    still = await repository.get(second.id)
+    assert still is not None
+    assert still.state is JobState.SUBMITTING
+
+
+async def test_a_request_that_exactly_fits_gets_all_of_its_jobs(repository: JobRepository) -> None:
+    jobs = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="t",
+        now=1.0,
+        reservation=a_reservation(credits=1, member_daily=3, jobs=3),
+    )
+
+    assert [(job.batch_index, job.batch_size) for job in jobs] == [(1, 3), (2, 3), (3, 3)]
+    assert [job.id for job in jobs] == sorted(job.id for job in jobs)
+    assert [job.callback_token for job in jobs] == ["t.1", "t.2", "t.3"]
+
+
+async def test_a_request_one_job_over_the_limit_gets_none(
+    repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    before = await table_snapshot(connection)
+
+    refused = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="t",
+        now=1.0,
+        reservation=a_reservation(credits=1, member_daily=3, jobs=4),
+    )
+
+    assert refused == []
+    assert await table_snapshot(connection) == before
+
+
+async def test_usage_counts_from_the_members_reset(
+    repository: JobRepository, connection: aiosqlite.Connection
+) -> None:
+    """The reservation reads the member's reset itself: what came before it is forgiven."""
+    await stored_job(repository, callback_token="a", now=100.0, reservation=a_reservation())
+    await connection.execute(
+        "INSERT INTO member_resets (guild_id, user_id, reset_at) VALUES (?, ?, ?)",
+        (GUILD_ID, USER_ID, 150.0),
+    )
+
+    taken = await repository.create(
+        a_request(),
+        a_target(),
+        callback_token="b",
+        now=200.0,
+        reservation=a_reservation(member_daily=1),
+    )
+
+    assert len(taken) == 1
