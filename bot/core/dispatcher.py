@@ -88,7 +88,7 @@ class Dispatcher:
         self.enqueue([job for job in unfinished if job.state is JobState.QUEUED])
         for job in unfinished:
             if job.state is not JobState.QUEUED:
-                self._spawn(self._slot(job))
+                self._spawn(job, self._slot(job))
         self._loop = asyncio.create_task(self._dispatch(), name="job-dispatcher")
 
     async def stop(self) -> None:
@@ -109,9 +109,9 @@ class Dispatcher:
             await self._expire_overdue()
             for slot in await self._choose():
                 self._index.start(slot)
-                self._waiting.pop(slot.job_id)
+                job = self._waiting.pop(slot.job_id)
                 self._progress_sent.pop(slot.job_id, None)
-                self._spawn(slot)
+                self._spawn(job, slot)
             await self._report_positions()
             await self._clock.wait(self._wake, self._until_next_deadline())
 
@@ -155,7 +155,7 @@ class Dispatcher:
             job = self._waiting.pop(job_id)
             self._progress_sent.pop(job_id, None)
             failed = await self._trip.fail(job, DeadlineExceeded(detail="deadline in the queue"))
-            self._spawn(self._slot(failed))  # delivers the failure
+            self._spawn(failed, self._slot(failed))  # delivers the failure
 
     def _until_next_deadline(self) -> float | None:
         while self._deadlines and not self._index.is_waiting(self._deadlines[0][1]):
@@ -186,11 +186,11 @@ class Dispatcher:
             self._progress_sent[job.id] = (position, now)
             await self._delivery.progress(job, position)
 
-    def _spawn(self, slot: Slot) -> None:
+    def _spawn(self, job: Job, slot: Slot) -> None:
         if slot.job_id in self._tasks:
             return
         self._index.run(slot)
-        task = asyncio.create_task(self._trip.run(slot.job_id), name=f"job-{slot.job_id}")
+        task = asyncio.create_task(self._trip.run(job), name=f"job-{slot.job_id}")
         self._tasks[slot.job_id] = task
         self._slots[slot.job_id] = slot
 

@@ -23,6 +23,7 @@ from bot.core.errors import (
     CreatesNotListed,
     DeadlineExceeded,
     ProviderError,
+    ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
     ResultUnavailable,
@@ -31,7 +32,7 @@ from bot.core.images import Image, ImageStore
 from bot.core.polling import await_completion, poll_waits
 from bot.core.providers.base import CallbackProof, ImageProvider, ProviderJob, ProviderStatus
 from bot.core.routing import Route, Router
-from bot.core.storage.jobs import JobRepository
+from bot.core.storage.protocols import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ CREATE_NEVER_ARRIVED = (
     "arrived. You were not charged; please run /imagine again."
 )
 INTERNAL_ERROR = "An internal error stopped this job. The bot's operator has been told."
+ANSWER_OF_ANOTHER_JOB = (
+    "The image service answered with a job the bot already has for another request, so this "
+    "one was stopped. You were not charged; please run /imagine again."
+)
 
 
 class UnconfirmedCreate(BotError):
@@ -91,7 +96,7 @@ class JobTrip:
     def __init__(
         self,
         *,
-        repository: JobRepository,
+        repository: JobStore,
         providers: Mapping[str, ImageProvider],
         router: Router,
         tiers: Mapping[Tier, TierSettings],
@@ -112,7 +117,7 @@ class JobTrip:
         self._clock = clock
         self._listening: dict[int, _Listening] = {}
         self._replies: dict[str, asyncio.Event] = {}
-        self._creates: set[asyncio.Future[ProviderJob | None]] = set()
+        self._creates: set[asyncio.Future[tuple[Job, ProviderJob] | None]] = set()
 
     def deadline(self, job: Job) -> float:
         return job.created_at.timestamp() + self._tiers[job.request.tier].deadline_seconds
@@ -166,9 +171,10 @@ class JobTrip:
 
     # ----------------------------------------------------------------- the trip
 
-    async def run(self, job_id: int) -> None:
+    async def run(self, job: Job) -> None:
+        """Carry ``job`` (as last read or written) on from its state to its delivery."""
+        job_id = job.id
         try:
-            job = await self._load(job_id)
             await self._reply_first(job)
             if job.state is JobState.SUBMITTING:
                 job = await self._recover_create(job)
@@ -220,7 +226,7 @@ class JobTrip:
             try:
                 # Shielded: a shutdown must not cut a create between sending it and recording
                 # the answer; stop() waits for creates in flight.
-                created = await asyncio.shield(create)
+                outcome = await asyncio.shield(create)
             except ProviderError as exc:
                 if not exc.provider_fault:
                     return await self.fail(job, exc)
@@ -228,19 +234,22 @@ class JobTrip:
             except UnconfirmedCreate as exc:
                 last_error = exc
             else:
-                submitted = await self._load(job.id)
-                if created is None or created.status is ProviderStatus.PENDING:
+                if outcome is None:  # canceled before it was sent
+                    return await self._load(job.id)
+                submitted, created = outcome
+                if created.status is ProviderStatus.PENDING:
                     return submitted
                 return await self._complete(submitted, created)
-            job = await self._load(job.id)
+            job = await self._load(job.id)  # queued again, perhaps with maybe_created_at
         return await self.fail(job, last_error)
 
-    async def _create_once(self, route: Route, job: Job) -> ProviderJob | None:
+    async def _create_once(self, route: Route, job: Job) -> tuple[Job, ProviderJob] | None:
         """One create inside the ``submitting`` window, recorded before and after sending.
 
-        Returns None, sending nothing, when the job left the queue meanwhile (the member
-        canceled it). Raises the provider's error with the job queued again, or
-        UnconfirmedCreate with the provider added to the job's ``maybe_created_at``.
+        Returns the submitted job and the provider's answer, or None, sending nothing, when
+        the job left the queue meanwhile (the member canceled it). Raises the provider's error
+        with the job queued again, or UnconfirmedCreate with the provider added to the job's
+        ``maybe_created_at``.
         """
         provider = route.provider
         if not await self._jobs.mark_submitting(
@@ -271,11 +280,15 @@ class JobTrip:
             )
             raise UnconfirmedCreate(UNCONFIRMED_CREATE, detail=exc.detail) from exc
         self._router.record_success(provider.name, self._clock.now() - sent_at)
-        await self._jobs.mark_submitted(
+        submitted = await self._jobs.mark_submitted(
             job.id, provider=provider.name, provider_job_id=created.id, now=self._clock.now()
         )
+        if submitted is None:
+            # The provider named a job another of ours holds: whose image it makes cannot be
+            # told, so this job ends refunded rather than show someone else's.
+            raise ProviderRejected(ANSWER_OF_ANOTHER_JOB, detail=f"{created.id} is taken")
         log.info("job %s submitted to %s as %s", job.id, provider.name, created.id)
-        return created
+        return submitted, created
 
     async def _recover_create(self, job: Job) -> Job:
         """A restart cut a create short, so it may or may not have reached its provider: ask
@@ -301,13 +314,14 @@ class JobTrip:
                 await self._clock.sleep(delay)
         # Several jobs of one request send the same input; each adopts one that no other owns.
         for candidate in found:
-            if await self._jobs.mark_submitted(
+            adopted = await self._jobs.mark_submitted(
                 job.id, provider=provider.name, provider_job_id=candidate.id, now=self._clock.now()
-            ):
+            )
+            if adopted is not None:
                 log.info(
                     "job %s: found %s at %s after a restart", job.id, candidate.id, provider.name
                 )
-                return await self._load(job.id)
+                return adopted
         return await self.fail(
             job, BotError(CREATE_NEVER_ARRIVED, detail=f"{provider.name} lists no such create")
         )
@@ -347,7 +361,7 @@ class JobTrip:
         # A provider may return fewer images than asked (the rest filtered): only those made
         # are charged. The format is the one the provider actually produced.
         made = min(len(images), job.request.image_count)
-        await self._jobs.mark_succeeded(
+        succeeded = await self._jobs.mark_succeeded(
             job.id,
             image_paths=paths,
             effective_prompt=snapshot.prompt_used,
@@ -356,7 +370,8 @@ class JobTrip:
             now=self._clock.now(),
         )
         log.info("job %s succeeded with %d image(s)", job.id, len(paths))
-        return await self._load(job.id)
+        # None: canceled while the images came; they stay on disk, the credits are refunded.
+        return succeeded or await self._load(job.id)
 
     async def _download(self, provider: ImageProvider, snapshot: ProviderJob) -> list[Image]:
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
@@ -372,8 +387,11 @@ class JobTrip:
 
     async def fail(self, job: Job, error: BotError) -> Job:
         log.info("job %s failed: %s (%s)", job.id, type(error).__name__, error.detail)
-        await self._jobs.mark_failed(job.id, error=error.user_message, now=self._clock.now())
-        return await self._load(job.id)
+        failed = await self._jobs.mark_failed(
+            job.id, error=error.user_message, now=self._clock.now()
+        )
+        # None: it had already ended (canceled meanwhile); the table says how.
+        return failed or await self._load(job.id)
 
     async def _load(self, job_id: int) -> Job:
         job = await self._jobs.get(job_id)

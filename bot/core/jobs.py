@@ -37,21 +37,23 @@ from bot.core.job_trip import ACTIVE_STATES, JobTrip
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
 from bot.core.routing import Router
-from bot.core.storage.jobs import JobRepository
+from bot.core.storage.protocols import JobStore
 
 log = logging.getLogger(__name__)
 
 
-# Letters and symbols that render as nothing (Hangul fillers, the braille blank), beside the
-# Unicode categories that never render: controls, format characters and separators.
+# Letters and symbols that render as nothing (Hangul fillers, the braille blank).
 _INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+# What shows on its own: letters, numbers, punctuation and symbols. Marks only change the
+# character before them (a variation selector alone is nothing), and controls, format
+# characters and separators never render.
+_VISIBLE_CATEGORIES = frozenset("LNPS")
 
 
 def is_blank(text: str) -> bool:
     """True when nothing in the text would show: a prompt of U+200B and friends is empty."""
-    return all(
-        char in _INVISIBLE_CHARACTERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+    return not any(
+        unicodedata.category(char)[0] in _VISIBLE_CATEGORIES and char not in _INVISIBLE_CHARACTERS
         for char in text
     )
 
@@ -97,7 +99,7 @@ class JobService:
     def __init__(
         self,
         *,
-        repository: JobRepository,
+        repository: JobStore,
         quotas: QuotaService,
         providers: Mapping[str, ImageProvider],
         router: Router,
@@ -214,15 +216,14 @@ class JobService:
             raise InvalidRequest("That job is being sent right now. Try again in a moment.")
         if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
             raise InvalidRequest("That job has already finished.")
-        if not await self._jobs.mark_canceled(job.id, now=self._clock.now()):
+        canceled = await self._jobs.mark_canceled(job.id, now=self._clock.now())
+        if canceled is None:
             raise InvalidRequest("That job has just moved on and can no longer be canceled.")
         self._dispatcher.withdraw(job.id)
         if job.provider is not None and job.provider_job_id is not None:
             with contextlib.suppress(ProviderError):
                 await self._providers[job.provider].cancel(job.provider_job_id)
         log.info("job %s canceled by its member", job.id)
-        canceled = await self._jobs.get(job.id)
-        assert canceled is not None
         return canceled
 
     # ----------------------------------------------------------------- lifecycle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,12 +16,14 @@ from bot.core.errors import (
     ResultUnavailable,
     SafetyBlocked,
 )
-from bot.core.job_trip import UNCONFIRMED_CREATE
-from bot.core.jobs import JobService
+from bot.core.job_trip import ANSWER_OF_ANOTHER_JOB, UNCONFIRMED_CREATE
+from bot.core.jobs import JobService, is_blank
 from bot.core.providers.http import HttpClient
+from bot.core.storage.database import open_database
+from bot.core.storage.jobs import JobRepository
 from bot.core.webhooks import sign, signing_key
 from tests.conftest import move_to_submitted, stored_job, table_snapshot
-from tests.core.job_bench import SLOW_POLLS, Bench, run_one
+from tests.core.job_bench import ENDED, SLOW_POLLS, Bench, run_one
 from tests.counting import counting_round_trips
 from tests.factories import (
     A_MEMBER,
@@ -151,6 +154,44 @@ async def test_a_final_callback_for_a_waiting_job_is_heard_without_reading_the_t
     assert (await bench.ended(job.id)).state is JobState.DELIVERED
 
 
+async def test_a_create_answered_with_another_jobs_prediction_fails_refunded(
+    bench: Bench,
+) -> None:
+    jobs = await bench.service()
+    first = await run_one(bench, jobs)
+    assert first.provider_job_id is not None
+    taken = {"id": first.provider_job_id, "status": "starting", "output": None}
+    bench.fake.script_create(ScriptedResponse.json(201, taken))
+
+    second = (await jobs.submit(a_request(), a_target(), A_MEMBER)).jobs[0]
+    ended = await bench.ended(second.id)
+
+    assert (ended.charge, ended.error) == (Charge.RELEASED, ANSWER_OF_ANOTHER_JOB)
+    assert ended.provider_job_id is None
+
+
+async def test_a_job_costs_at_most_twelve_round_trips_from_submit_to_posted(
+    bench: Bench, tmp_path: Path
+) -> None:
+    jobs = await bench.service()
+    await jobs.start()
+    # The test watches through a connection of its own, so only the bot's trips count.
+    watching = await open_database(tmp_path / "bot.sqlite3")
+    watcher = JobRepository(watching)
+    try:
+        with counting_round_trips(bench.connection) as trips:
+            job = (await jobs.submit(a_request(), a_target(), A_MEMBER)).jobs[0]
+            async with asyncio.timeout(10.0):
+                # A row announces nothing: it is watched.
+                while (seen := await watcher.get(job.id)) is None or seen.state not in ENDED:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+    finally:
+        await watching.close()
+
+    assert seen.state is JobState.DELIVERED
+    assert trips.count <= 12, trips.calls
+
+
 async def test_throttled_create_is_sent_again_and_creates_once(bench: Bench) -> None:
     bench.fake.script_create(throttled(retry_after=0.05))
     jobs = await bench.service()
@@ -254,6 +295,7 @@ async def test_empty_prompt_is_refused_and_stores_nothing(bench: Bench) -> None:
         "\ufeff \u00a0\u3000",  # byte order mark and unusual spaces
         "\u3164\u2800",  # Hangul filler and the braille blank: letters that show nothing
         "\u202e\u2066\u00ad",  # direction overrides and a soft hyphen
+        "\ufe0f\u034f\U000e0100",  # variation selectors and a grapheme joiner, on nothing
     ],
 )
 async def test_a_prompt_of_only_invisible_characters_is_empty(bench: Bench, prompt: str) -> None:
@@ -263,6 +305,11 @@ async def test_a_prompt_of_only_invisible_characters_is_empty(bench: Bench, prom
         await jobs.submit(a_request(prompt), a_target(), A_MEMBER)
 
     assert await bench.repository.unfinished() == []
+
+
+@pytest.mark.parametrize("prompt", ["\u2764\ufe0f", "\u732b", "e\u0301", "\u0661"])
+def test_an_emoji_a_han_character_an_accent_or_a_digit_is_a_prompt(prompt: str) -> None:
+    assert not is_blank(prompt)
 
 
 async def test_an_invisible_negative_prompt_counts_as_none(bench: Bench) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sqlite3
 
 from PIL import Image as PillowImage
 
 from tests.e2e.conftest import BotRunner, RunningBot
-from tests.fakes.fake_discord import EPHEMERAL
+from tests.fakes.fake_discord import DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, EPHEMERAL
 
 LIGHTHOUSE = {
     "prompt": "a lighthouse at dusk",
@@ -105,3 +107,31 @@ async def test_a_4000_character_markdown_prompt_is_answered_and_posted(
 
     assert reply["data"]["embeds"][0]["title"] == "Queued"
     assert len(post["attachments"]) == 1
+
+
+async def test_the_first_reply_does_not_wait_for_a_busy_database(bot: RunningBot) -> None:
+    # Another writer holds the database (as a backup or a second process might).
+    with contextlib.closing(sqlite3.connect(bot.database, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        interaction = await bot.discord.invoke_slash_command("imagine", LIGHTHOUSE)
+        deferral = await interaction.wait_for_response()
+        other.execute("COMMIT")
+
+    shown = await interaction.wait_for_record("edit")
+
+    assert deferral["type"] == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    assert interaction.response_delay is not None
+    assert interaction.response_delay < 3.0
+    assert shown["message"]["embeds"][0]["title"] == "Queued"
+
+
+async def test_a_jobs_own_messages_come_after_the_members_reply(bot: RunningBot) -> None:
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+
+    await bot.channel_posts()
+
+    edits = [
+        r["message"]["embeds"][0]["title"] for r in interaction.responses if r["kind"] == "edit"
+    ]
+    assert edits[0] == "Queued"
+    assert edits[1:] == ["Generating"] * (len(edits) - 1)
