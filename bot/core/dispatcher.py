@@ -54,6 +54,7 @@ class Dispatcher:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._slots: dict[int, Slot] = {}
         self._progress_sent: dict[int, tuple[int, float]] = {}
+        self._edits: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -93,7 +94,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Cancel in-memory work; every job's state is in the database for the next start."""
-        tasks = [task for task in (self._loop, *self._tasks.values()) if task]
+        tasks = [task for task in (self._loop, *self._tasks.values(), *self._edits) if task]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -112,7 +113,7 @@ class Dispatcher:
                 job = self._waiting.pop(slot.job_id)
                 self._progress_sent.pop(slot.job_id, None)
                 self._spawn(job, slot)
-            await self._report_positions()
+            self._report_positions()
             await self._clock.wait(self._wake, self._until_next_deadline())
 
     async def _choose(self) -> list[Slot]:
@@ -164,7 +165,7 @@ class Dispatcher:
             return None
         return max(0.0, self._deadlines[0][0] - self._clock.now())
 
-    async def _report_positions(self) -> None:
+    def _report_positions(self) -> None:
         """Edit a waiting member's queued message when their position changes, at most once
         per PROGRESS_INTERVAL per job (Discord rate-limits message edits)."""
         now = self._clock.now()
@@ -184,7 +185,11 @@ class Dispatcher:
             if last[0] == position or now - last[1] < PROGRESS_INTERVAL:
                 continue
             self._progress_sent[job.id] = (position, now)
-            await self._delivery.progress(job, position)
+            # Sent beside the loop: an edit waits on Discord (and its rate limits), and the
+            # queue must not wait for it.
+            edit = asyncio.create_task(self._delivery.progress(job, position))
+            self._edits.add(edit)
+            edit.add_done_callback(self._edits.discard)
 
     def _spawn(self, job: Job, slot: Slot) -> None:
         if slot.job_id in self._tasks:

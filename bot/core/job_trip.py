@@ -179,8 +179,9 @@ class JobTrip:
             if job.state is JobState.SUBMITTING:
                 job = await self._recover_create(job)
             if job.state is JobState.QUEUED:
-                await self._delivery.progress(job, None)
-                job = await self._submit(job)
+                # The member's status changes beside the create, not before it: the edit
+                # waits on Discord, and its rate limits.
+                job, _ = await asyncio.gather(self._submit(job), self._delivery.progress(job, None))
             if job.state is JobState.SUBMITTED:
                 job = await self._await_result(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):

@@ -20,6 +20,8 @@ from bot.core.providers.base import ImageProvider, ProviderJob, ProviderStatus
 
 log = logging.getLogger(__name__)
 
+WAKE_GAP_SECONDS = 1.0
+
 
 def poll_waits(provider: ImageProvider, settings: JobSettings) -> Iterator[float]:
     """Seconds to wait between polls: the provider's documented schedule, else 1 s doubling to
@@ -47,8 +49,10 @@ async def await_completion(
     Transient poll failures are retried on the next turn. At the deadline the provider job is
     canceled (best effort) and DeadlineExceeded is raised.
     """
+    woken = False
     while True:
         wake.clear()
+        fetched_at = clock.now()
         try:
             snapshot = await provider.fetch(provider_job_id)
         except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:
@@ -61,4 +65,10 @@ async def await_completion(
             with contextlib.suppress(ProviderError):
                 await provider.cancel(provider_job_id)
             raise DeadlineExceeded(detail=f"{provider_job_id} still running at the deadline")
-        await clock.wait(wake, min(next(waits), remaining))
+        was_woken, woken = woken, await clock.wait(wake, min(next(waits), remaining))
+        if woken and was_woken:
+            # A callback asks at once, but a flood of them (retries, a proxy that repeats
+            # itself) asks the provider no more than once per WAKE_GAP_SECONDS.
+            pause = WAKE_GAP_SECONDS - (clock.now() - fetched_at)
+            if pause > 0:
+                await clock.sleep(min(pause, remaining))

@@ -154,6 +154,32 @@ async def test_a_final_callback_for_a_waiting_job_is_heard_without_reading_the_t
     assert (await bench.ended(job.id)).state is JobState.DELIVERED
 
 
+async def test_a_flood_of_callbacks_asks_the_provider_once_per_gap(bench: Bench) -> None:
+    jobs = await bench.service(callbacks=True, jobs=SLOW_POLLS)
+    job = await awaiting_its_result(bench, jobs)
+
+    async def callback(copy: int) -> None:
+        """A copy with an id of its own, as a proxy repeating itself would send."""
+        headers, body = signed_callback(bench, job, "succeeded")
+        key = signing_key(bench.fake.webhook_secret)
+        timestamp = int(headers["webhook-timestamp"])
+        headers["webhook-id"] = f"msg_{copy}"
+        headers["webhook-signature"] = "v1," + sign(key, f"msg_{copy}", timestamp, body)
+        await jobs.handle_callback(
+            "replicate", job_id=job.id, token=job.callback_token, headers=headers, body=body
+        )
+
+    await callback(0)
+    async with asyncio.timeout(10.0):  # the first callback is asked about at once
+        while len(bench.fake.requests_to("GET", "/predictions/")) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    for copy in range(1, 20):
+        await callback(copy)
+    await asyncio.sleep(0.1)  # time for polls, were they woken
+
+    assert len(bench.fake.requests_to("GET", "/predictions/")) == 2
+
+
 async def test_a_create_answered_with_another_jobs_prediction_fails_refunded(
     bench: Bench,
 ) -> None:
