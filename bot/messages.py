@@ -25,8 +25,8 @@ COLOUR_WAIT = discord.Colour.blurple()
 COLOUR_ERROR = discord.Colour.red()
 
 # Discord's limits, in characters (developer docs: Message resource, "Embed Limits", and
-# Create Message: content up to 2000 characters, up to 10 embeds).
-CONTENT_LIMIT = 2000
+# Create Message: up to 10 embeds). Message content is only ever a mention or a fixed note,
+# far within its 2,000 characters.
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
 FIELD_NAME_LIMIT = 256
@@ -66,11 +66,6 @@ def clip(text: str, limit: int) -> str:
     if (len(kept) - len(kept.rstrip("\\"))) % 2:
         kept = kept[:-1]
     return kept + ELLIPSIS
-
-
-def clip_content(text: str) -> str:
-    """Message content within Discord's 2,000 characters."""
-    return clip(text, CONTENT_LIMIT)
 
 
 def quote(text: str, limit: int) -> str:
@@ -274,7 +269,7 @@ def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str])
         embed.add_field(
             name="Not attached",
             value=(
-                f"{len(oversized)} image(s) were larger than this server's upload limit; "
+                f"{len(oversized)} image(s) did not fit this server's upload limit; "
                 f"they are kept with job #{job.id}."
             ),
             inline=False,
@@ -284,14 +279,22 @@ def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str])
 
 
 def failure_embed(job: Job) -> discord.Embed:
-    # The error is clipped before the refund note is added, so a long provider message can
-    # never cut off what the member most needs to read.
-    refund = f"\n{_credits(job.credits).capitalize()} given back to you." if job.credits else ""
     embed = discord.Embed(
         title="Your image could not be made",
-        description=clip(job.error or "The job failed.", DESCRIPTION_LIMIT - len(refund)) + refund,
+        description=clip(job.error or "The job failed.", DESCRIPTION_LIMIT),
         colour=COLOUR_ERROR,
     )
+    if job.credits:
+        # A field of its own, not a line of the description: descriptions are the first text
+        # fit_all shortens when several embeds share a message, while field values are cut
+        # longest first to a common length that stays far above this note's 30-odd
+        # characters in any message of 10 embeds. A long error never cuts off what the
+        # member most needs to read.
+        embed.add_field(
+            name="Refund",
+            value=f"{_credits(job.credits).capitalize()} given back to you.",
+            inline=False,
+        )
     embed.add_field(name="Prompt", value=quote(job.request.prompt, FIELD_VALUE_LIMIT), inline=False)
     embed.set_footer(text=f"Job #{job.id} · {_settings_line(job)}")
     return fit(embed)

@@ -141,8 +141,20 @@ async def log_in(client: discord.Client, token: str, *, token_env: str) -> None:
             f"portal (Bot, Reset Token) and set {token_env} to the new one"
         ) from exc
     except discord.HTTPException as exc:
+        if exc.status == 429:
+            # discord.py waits out Discord's own rate limits; a 429 that reaches here is
+            # Cloudflare banning this address after many invalid requests, or limits that
+            # outlasted every retry.
+            raise StartupFailed(
+                "Discord is rate limiting this machine (it answered 429, as Cloudflare does "
+                "after too many invalid requests from one address): stop whatever else uses "
+                "this address with a wrong token, wait up to an hour, and start again"
+            ) from exc
         if exc.status < 500:
-            raise
+            raise StartupFailed(
+                f"Discord refused to log the bot in (it answered {exc.status}): check the "
+                f"token in {token_env} and https://discordstatus.com"
+            ) from exc
         raise StartupFailed(_unreachable(f"it answered {exc.status}")) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise StartupFailed(_unreachable(str(exc) or type(exc).__name__)) from exc

@@ -271,6 +271,24 @@ async def test_check_config_fails_when_discord_refuses_the_token(
     assert "revoked-bot-token" not in output.out + output.err
 
 
+async def test_check_config_reports_a_cloudflare_ban_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, replicate_config: Path
+) -> None:
+    async with running_fake_discord() as fake_discord:
+        fake_discord.block_like_cloudflare()
+        monkeypatch.setenv("DISCORD_TOKEN", fake_discord.token)
+        code = await check_config_in_a_thread(replicate_config)
+
+    output = capsys.readouterr()
+    assert code == 1
+    assert (
+        "  discord: FAILED: Discord is rate limiting this machine (it answered 429, as "
+        "Cloudflare does after too many invalid requests from one address): stop whatever else "
+        "uses this address with a wrong token, wait up to an hour, and start again"
+    ) in output.out.splitlines()
+    assert "Traceback" not in output.out + output.err
+
+
 async def test_generate_writes_several_images_from_apikley(
     tmp_path: Path, fake_apikley: FakeApikley
 ) -> None:

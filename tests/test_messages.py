@@ -22,7 +22,6 @@ from bot.core.quotas import Allowance, GuildPolicy, PeriodUsage, QuotaStatus
 from bot.core.routing import HealthReport, HealthState
 from bot.core.storage.quotas import AuditEntry, CreditLimit, MemberUsage, UsageReport
 from bot.messages import (
-    clip_content,
     error_embed,
     failure_embed,
     fit_all,
@@ -76,11 +75,9 @@ def a_job(**overrides: object) -> Job:
     return Job(**fields)  # type: ignore[arg-type]
 
 
-def limit_violations(embeds: Sequence[discord.Embed], content: str = "") -> list[str]:
+def limit_violations(embeds: Sequence[discord.Embed]) -> list[str]:
     """What in one message breaks a Discord limit; empty when Discord would accept it."""
-    problems = [f"content {len(content)} > 2000"] if len(content) > 2000 else []
-    if len(embeds) > 10:
-        problems.append(f"{len(embeds)} embeds > 10")
+    problems = [f"{len(embeds)} embeds > 10"] if len(embeds) > 10 else []
     total = 0
     for number, embed in enumerate(embeds, 1):
         data = embed.to_dict()
@@ -205,11 +202,32 @@ def test_a_result_over_the_total_shortens_the_prompt_and_keeps_the_settings() ->
     assert (embed.description or "").endswith("…")
 
 
-def test_a_long_error_keeps_the_note_that_credits_came_back() -> None:
-    description = failure_embed(a_job()).description or ""
+def refund_notes(embed: discord.Embed) -> list[str]:
+    return [field.value or "" for field in embed.fields if field.name == "Refund"]
 
-    assert len(description) <= 4096
-    assert description.endswith("…\n2 credits given back to you.")
+
+def test_a_long_error_keeps_the_note_that_credits_came_back() -> None:
+    embed = failure_embed(a_job())
+
+    assert len(embed.description or "") <= 4096
+    assert refund_notes(embed) == ["2 credits given back to you."]
+
+
+def test_every_failure_of_a_private_response_keeps_its_refund_note_whole() -> None:
+    """Ten failures in one message: the 6,000-character total shortens their texts."""
+    failures = [failure_embed(a_job(id=n, credits=n)) for n in range(1, 11)]
+
+    fitted = fit_all(failures)
+
+    assert limit_violations(fitted) == []
+    for credits, embed in enumerate(fitted, 1):
+        note = f"{credits} credit{'' if credits == 1 else 's'} given back to you."
+        # Wherever the note is, it is there whole.
+        assert note in (embed.description or "") or refund_notes(embed) == [note]
+
+
+def test_a_failure_that_cost_nothing_mentions_no_refund() -> None:
+    assert refund_notes(failure_embed(a_job(credits=0))) == []
 
 
 def test_several_embeds_of_one_message_share_one_total() -> None:
@@ -222,10 +240,3 @@ def test_several_embeds_of_one_message_share_one_total() -> None:
 def test_more_embeds_than_one_message_holds_are_refused() -> None:
     with pytest.raises(ValueError, match="at most 10 embeds"):
         fit_all([discord.Embed(description="x") for _ in range(11)])
-
-
-def test_long_message_content_is_clipped_to_2000_characters() -> None:
-    content = clip_content("x" * 3000)
-
-    assert limit_violations([], content) == []
-    assert content.endswith("…")

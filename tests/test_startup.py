@@ -186,3 +186,34 @@ def test_a_discord_outage_is_one_line(
         "error: cannot reach Discord (it answered 503): check this machine's network, proxy and "
         "firewall, and https://discordstatus.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (
+            429,
+            "error: Discord is rate limiting this machine (it answered 429, as Cloudflare does "
+            "after too many invalid requests from one address): stop whatever else uses this "
+            "address with a wrong token, wait up to an hour, and start again",
+        ),
+        (
+            403,
+            "error: Discord refused to log the bot in (it answered 403): check the token in "
+            "DISCORD_TOKEN and https://discordstatus.com",
+        ),
+    ],
+    ids=["banned", "denied"],
+)
+def test_discord_refusing_the_login_with_a_4xx_is_one_line(
+    config: Path,
+    fake_discord: FakeDiscord,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    line: str,
+) -> None:
+    fake_discord.block_like_cloudflare(status)
+
+    assert run_fails(config, capsys, caplog) == line
+    assert "Traceback" not in caplog.text

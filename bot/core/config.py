@@ -8,8 +8,9 @@ log line can print them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -32,11 +33,24 @@ OFFICIAL_REPLICATE_HOST = "api.replicate.com"
 IMAGE_HOST_PATTERN = (
     r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$"
 )
+ImageHosts = list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]]
+
+
+def image_hosts_field(*defaults: str) -> Any:
+    """``image_hosts`` of a provider type, with that type's defaults (its API's file hosts)."""
+    return Field(
+        default_factory=lambda: list(defaults),
+        description="Hosts ('host', '*.host', optionally ':port') images may come from besides "
+        "base_url's origin, even with public_image_hosts = false.",
+    )
 
 
 class _Section(BaseModel):
     # A typo in a key is a problem to report, not a setting to ignore silently.
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys an older release took here, each with what replaced it: check-config says they
+    # can be deleted, rather than calling them unknown.
+    removed_keys: ClassVar[Mapping[str, str]] = {}
 
 
 class DatabaseSettings(_Section):
@@ -85,15 +99,18 @@ class ProviderSection(_Section):
         description="Creates allowed per create_window_seconds (0 = unlimited).",
     )
     create_window_seconds: float = Field(default=60.0, gt=0)
-    image_hosts: list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]] = Field(
-        default_factory=list,
-        description="Hosts ('host', '*.host', optionally ':port') images may come from even "
-        "when they resolve to a private address; the provider's own base_url always may.",
-    )
+    image_hosts: ImageHosts = image_hosts_field()
     public_image_hosts: bool = Field(
         default=True,
         description="Also fetch images from any other host that resolves only to public "
         "addresses; false allows only base_url and image_hosts.",
+    )
+    private_image_hosts: bool = Field(
+        default=False,
+        description="Let base_url's host and image_hosts names resolve to private or loopback "
+        "addresses (a proxy or CDN on your own network). Off, they are fetched from public "
+        "addresses only, since whoever runs a proxy controls its DNS; an IP address written "
+        "in base_url or image_hosts is always used as written.",
     )
 
 
@@ -127,9 +144,7 @@ class ReplicateProviderSettings(ProviderSection):
     create_limit: int = Field(default=600, ge=0)
     create_window_seconds: float = Field(default=60.0, gt=0)
     # Output files live on replicate.delivery and its subdomains (providers.md §1.3).
-    image_hosts: list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]] = Field(
-        default_factory=lambda: ["replicate.delivery", "*.replicate.delivery"]
-    )
+    image_hosts: ImageHosts = image_hosts_field("replicate.delivery", "*.replicate.delivery")
 
     @property
     def is_official(self) -> bool:
@@ -163,13 +178,16 @@ class AimlProviderSettings(ProviderSection):
     )
     person_generation: Literal["dont_allow", "allow_adult"] = "allow_adult"
     # Image URLs point at AIML's CDN (providers.md §2.3).
-    image_hosts: list[Annotated[str, Field(pattern=IMAGE_HOST_PATTERN)]] = Field(
-        default_factory=lambda: ["cdn.aimlapi.com"]
-    )
+    image_hosts: ImageHosts = image_hosts_field("cdn.aimlapi.com")
 
 
 class ApikleyProviderSettings(ProviderSection):
     """Apikley (a KIE.ai market API clone): task, callback and polling (providers.md §3)."""
+
+    removed_keys: ClassVar[Mapping[str, str]] = {
+        "callback_grace_seconds": "Apikley is polled on poll_intervals_seconds from the "
+        "start, and a callback only cuts the wait short"
+    }
 
     type: Literal["apikley"]
     base_url: AnyHttpUrl = AnyHttpUrl("https://api.apikley.ru")
@@ -292,8 +310,10 @@ class Settings(_Section):
             return data
         providers = data.get("providers")
         names = list(providers) if isinstance(providers, dict) and providers else ["replicate"]
-        tiers = data.get("tiers")
-        tiers = dict(tiers) if isinstance(tiers, dict) else {}
+        tiers = data.get("tiers", {})
+        if not isinstance(tiers, dict):
+            return data  # "tiers = 5": validation reports that it is not a table
+        tiers = dict(tiers)
         for tier in Tier:
             given = tiers.get(tier.value, {})
             if isinstance(given, dict):  # anything else is left for validation to report

@@ -23,7 +23,8 @@ from bot.core.domain import Tier
 
 # Pydantic lists allowed values as "'a', 'b' or 'c'" in the context of its errors.
 _QUOTED = re.compile(r"'([^']*)'")
-# Pydantic's last location part for an error in a dict's key rather than in its value.
+# Pydantic's last location part for an error in a dict's key rather than in its value. A
+# file may name a key "[key]" too, so _is_key_error checks the location's structure as well.
 _KEY_MARKER = "[key]"
 _BARE_TOML_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SHOWN_LENGTH = 60
@@ -75,12 +76,12 @@ def describe_errors(
     A table with an unknown name (``[tiers.fastt]``) is one problem, not one more for every
     key that table then lacks or has wrong.
     """
-    bad_names = [error["loc"][:-1] for error in errors if error["loc"][-1:] == (_KEY_MARKER,)]
+    of_keys = [_is_key_error(model, error) for error in errors]
+    bad_names = [error["loc"][:-1] for error, of_key in zip(errors, of_keys, strict=True) if of_key]
     return [
-        _describe(error, _locate(model, error["loc"]), source)
-        for error in errors
-        if error["loc"][-1:] == (_KEY_MARKER,)
-        or not any(error["loc"][: len(name)] == name for name in bad_names)
+        _describe(error, _locate(model, error["loc"]), source, of_key=of_key)
+        for error, of_key in zip(errors, of_keys, strict=True)
+        if of_key or not any(error["loc"][: len(name)] == name for name in bad_names)
     ]
 
 
@@ -124,12 +125,12 @@ def where(source: str, table: Sequence[str] = (), key: Sequence[str | int] = ())
     return ", ".join(parts)
 
 
-def _describe(error: ErrorDetails, place: _Place, source: str) -> str:
+def _describe(error: ErrorDetails, place: _Place, source: str, *, of_key: bool) -> str:
     context: dict[str, Any] = dict(error.get("ctx") or {})
     value = error["input"]
     if error["type"] == "extra_forbidden":
         return _unknown_key(place, value, source)
-    if place.key[-1:] == (_KEY_MARKER,):
+    if of_key:
         names = _QUOTED.findall(str(context.get("expected", "")))
         known = f" (known: {', '.join(names)})" if names else ""
         return (
@@ -148,6 +149,12 @@ def _describe(error: ErrorDetails, place: _Place, source: str) -> str:
 
 def _unknown_key(place: _Place, value: object, source: str) -> str:
     *parent, name = place.key
+    removed = _removed_keys(place.model).get(str(name)) if not parent else None
+    if removed is not None:
+        return (
+            f"{where(source, place.table, place.key)}: was removed in this release and can be "
+            f"deleted ({removed})"
+        )
     choices = list(place.model.model_fields) if place.model and not parent else []
     if isinstance(value, dict):  # a table: [databse] rather than a key
         table = (*place.table, str(name))
@@ -191,6 +198,49 @@ def _requirement(error: ErrorDetails, context: dict[str, Any], place: _Place) ->
         return str(context["error"])
     message = error["msg"]
     return f"{message[:1].lower()}{message[1:]} {it_is}"
+
+
+def _removed_keys(model: type[BaseModel] | None) -> Mapping[str, str]:
+    """Keys an older release took in this table, each with what replaced it. A model lists
+    them in its ``removed_keys`` class attribute."""
+    removed = getattr(model, "removed_keys", None)
+    return removed if isinstance(removed, Mapping) else {}
+
+
+def _is_key_error(model: type[BaseModel], error: ErrorDetails) -> bool:
+    """Whether pydantic refused a key of a dict (a tier named "fastt") rather than a value
+    under a key that the file happened to name "[key]": only then is the input the key just
+    before the marker, and what holds that key a dict."""
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden" or len(loc) < 2 or loc[-1] != _KEY_MARKER:
+        return False
+    return error["input"] == loc[-2] and _holds_dict(model, loc[:-2])
+
+
+def _holds_dict(model: type[BaseModel], path: Sequence[str | int]) -> bool:
+    """Whether ``path`` leads from ``model`` to a dict field, through the tags pydantic puts
+    after the names of tagged-union entries."""
+    annotation: object = model
+    parts = list(path)
+    while parts:
+        part = parts.pop(0)
+        if _is_model(annotation):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return False
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            models = _entry_models(annotation)
+            if None in models or not models:
+                annotation = models.get(None, get_args(annotation)[1])
+            else:
+                tag = parts.pop(0) if parts else None
+                if not isinstance(tag, str) or tag not in models:
+                    return False
+                annotation = models[tag]
+        else:
+            return False
+    return get_origin(annotation) is dict
 
 
 def _locate(model: type[BaseModel], loc: tuple[str | int, ...]) -> _Place:

@@ -3,7 +3,9 @@
 Two routes, in order: the job's channel, then the member's own private response to the
 command (the interaction's ``@original`` message, reachable for 15 minutes). The private route
 is an edit that shows every privately delivered result of the request at once, so repeating
-it after a crash shows the same thing again instead of sending a second message.
+it after a crash shows the same thing again instead of sending a second message. Once a job
+has taken the private route it never goes back to the channel: the edit may already show it,
+and a channel that works again would post a second copy.
 """
 
 from __future__ import annotations
@@ -109,7 +111,10 @@ class DeliveryService:
 
     async def deliver(self, job: Job) -> None:
         """Post a succeeded or failed job once, then mark it delivered or undeliverable."""
-        for delay in (*self._retry_delays, None):
+        for attempt, delay in enumerate((*self._retry_delays, None)):
+            if attempt:
+                # A failed attempt may have sent the job down the private route: reread it.
+                job = await self._jobs.get(job.id) or job
             try:
                 await self._publish(job)
             except DeliveryFailed as exc:
@@ -147,12 +152,16 @@ class DeliveryService:
 
     async def _publish(self, job: Job) -> None:
         result = await self._result(job)
-        try:
-            await self._publisher.post_in_channel(result)
-            return
-        except ChannelUnavailable as exc:
-            log.warning("job %s: %s; trying the member's private response", job.id, exc.detail)
-            refusal = exc.detail
+        refusal: str | None = "the channel refused it before"
+        if job.private_delivery_at is None:
+            # Like the private route's, one message's files must fit the limit together.
+            [fitted] = within_upload_limit([result], job.target.attachment_size_limit)
+            try:
+                await self._publisher.post_in_channel(fitted)
+                return
+            except ChannelUnavailable as exc:
+                log.warning("job %s: %s; trying the member's private response", job.id, exc.detail)
+                refusal = exc.detail
         if job.target.interaction_expires_at <= datetime.fromtimestamp(self._clock(), UTC):
             raise DeliveryFailed(detail=f"{refusal}; the interaction token has expired")
         async with self._response_lock(job):

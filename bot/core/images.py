@@ -29,6 +29,10 @@ _PILLOW_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 # Imagen makes 768-2816 pixels a side (providers.md §4.2); anything far outside is no result.
 MIN_SIDE_PIXELS = 64
 MAX_SIDE_PIXELS = 8192
+# PNG and WebP decode at full size, 4 bytes a pixel at worst, whatever the file's size: a
+# few KiB of PNG at 8192x8192 would take 268 MB. Imagen's largest output, 2816x1536 (4.3 MP),
+# fits nearly four times in 4096x4096 (16.8 MP, at most 67 MB decoded).
+MAX_PIXELS = 4096 * 4096
 # The spool's place inside the store's directory: the same filesystem, so saving is a rename.
 _SPOOL_DIRECTORY = ".spool"
 _SPOOL_SUFFIX = ".part"
@@ -80,7 +84,10 @@ def checked_image(path: Path) -> Image:
                 if picture.format != _PILLOW_FORMATS[extension]:
                     raise NotAnImage(detail=f"{extension} signature but {picture.format} data")
                 # Checked before decoding, so a decompression bomb is never expanded.
-                if not all(MIN_SIDE_PIXELS <= side <= MAX_SIDE_PIXELS for side in picture.size):
+                if (
+                    not all(MIN_SIDE_PIXELS <= side <= MAX_SIDE_PIXELS for side in picture.size)
+                    or width * height > MAX_PIXELS
+                ):
                     raise NotAnImage(detail=f"an image of {width}x{height} pixels")
                 if extension == "jpg":
                     picture.draft(picture.mode, (width // 8, height // 8))

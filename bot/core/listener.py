@@ -8,15 +8,19 @@ service does the work in its own task, so the provider never waits on Discord or
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bot.core.domain import parse_job_id
 from bot.core.errors import CallbackRejected
 
 log = logging.getLogger(__name__)
+# Enough frames to tell where an unexpected failure happened, few enough for one line.
+_FRAMES_LOGGED = 4
 
 
 class CallbackHandler(Protocol):
@@ -57,10 +61,39 @@ def create_listener_app(handler: CallbackHandler, *, max_body_bytes: int) -> web
 
     # client_max_size makes aiohttp itself refuse a longer body while reading it, which also
     # covers chunked requests that carry no Content-Length.
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_last_resort])
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/callbacks/{provider}", callback)
     return app
+
+
+@web.middleware
+async def _last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Whatever a request makes fail still gets a JSON answer, not aiohttp's plain 500 with
+    a multi-line traceback in the log.
+
+    Values from the request reach code that may not expect them (a header's non-UTF-8 bytes
+    are lone surrogates, which ``str.encode`` refuses): such a failure is the request's fault,
+    so a 400 and a warning; anything else is the bot's, so a 500 and an error. Either is logged
+    once, as one escaped line naming where it happened: the exception's text may carry request
+    values, so it is logged with %r, and the frames that locate the fault carry none.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:  # the router's own 404 and 405
+        raise
+    except UnicodeError as exc:
+        log.warning("request to %r refused (400): %r at %s", request.path, exc, _where(exc))
+        return web.json_response({"error": "malformed request"}, status=400)
+    except Exception as exc:
+        log.error("request to %r failed (500): %r at %s", request.path, exc, _where(exc))
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frames of the exception's traceback, innermost first, on one line."""
+    frames = traceback.extract_tb(exc.__traceback__)[-_FRAMES_LOGGED:]
+    return " < ".join(f"{frame.filename}:{frame.lineno} {frame.name}" for frame in reversed(frames))
 
 
 def _transport_checks(request: web.Request, max_body_bytes: int) -> tuple[int, str]:

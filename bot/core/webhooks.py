@@ -52,16 +52,25 @@ def verify_signature(
     missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise CallbackRejected(400, f"missing headers: {', '.join(missing)}")
-    webhook_id = headers["webhook-id"]
+    webhook_id = _ascii(headers["webhook-id"], "webhook-id")
     timestamp = _timestamp(headers["webhook-timestamp"], "webhook-timestamp")
     if tolerance_seconds is not None and abs(now - timestamp) > tolerance_seconds:
         raise CallbackRejected(401, "webhook timestamp outside tolerance")
     expected = sign(key, webhook_id, timestamp, body).encode()
-    for entry in headers["webhook-signature"].split():
+    for entry in _ascii(headers["webhook-signature"], "webhook-signature").split():
         version, _, signature = entry.partition(",")
         if version == "v1" and hmac.compare_digest(signature.encode(), expected):
             return webhook_id
     raise CallbackRejected(401, "webhook signature does not match")
+
+
+def _ascii(value: str, name: str) -> str:
+    """Ids and signatures are ASCII in both schemes. Header bytes that are not UTF-8 arrive
+    as lone surrogates (aiohttp decodes with surrogateescape), which ``str.encode`` refuses:
+    refused here instead, before anything is hashed or compared."""
+    if not value.isascii():
+        raise CallbackRejected(400, f"{name} is not ASCII")
+    return value
 
 
 def _timestamp(value: str, header: str) -> int:
@@ -97,9 +106,11 @@ def verify_task_signature(
     missing = [name for name in TASK_SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise CallbackRejected(400, f"missing headers: {', '.join(missing)}")
+    task_id = _ascii(task_id, "taskId")
     timestamp = _timestamp(headers["X-Webhook-Timestamp"], "X-Webhook-Timestamp")
     if abs(now - timestamp) > tolerance_seconds:
         raise CallbackRejected(401, "webhook timestamp outside tolerance")
     expected = sign_task(key, task_id, timestamp).encode()
-    if not hmac.compare_digest(headers["X-Webhook-Signature"].encode(), expected):
+    signature = _ascii(headers["X-Webhook-Signature"], "X-Webhook-Signature")
+    if not hmac.compare_digest(signature.encode(), expected):
         raise CallbackRejected(401, "webhook signature does not match")

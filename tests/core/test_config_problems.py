@@ -185,3 +185,64 @@ def test_other_constraints_read_as_sentences_too(raw: dict[str, object], problem
     with pytest.raises(ValidationError) as caught:
         Limits.model_validate(raw)
     assert describe_errors(caught.value.errors(), Limits, "bot.toml") == [problem]
+
+
+@pytest.mark.parametrize("value", ["5", '"x"', "[]", "[1]"])
+def test_tiers_that_are_not_a_table_are_a_problem(tmp_path: Path, value: str) -> None:
+    path, problems = problems_of(tmp_path, f"tiers = {value}\n")
+    assert problems == [f"{path}, key tiers: must be a table (it is {value})"]
+
+
+def test_a_key_removed_in_this_release_says_it_can_be_deleted(tmp_path: Path) -> None:
+    path, problems = problems_of(
+        tmp_path, '[providers.apikley]\ntype = "apikley"\ncallback_grace_seconds = 30\n'
+    )
+    assert problems == [
+        f"{path}, table [providers.apikley], key callback_grace_seconds: was removed in this "
+        "release and can be deleted (Apikley is polled on poll_intervals_seconds from the "
+        "start, and a callback only cuts the wait short)"
+    ]
+
+
+WEBHOOK_KEYS = "(known keys: listen_host, listen_port, public_url, max_body_bytes)"
+NOT_A_PORT = ', table [webhook], key listen_port: must be a whole number (it is "x")'
+NOT_HTTP = (
+    ', table [providers.b], key base_url: must start with "http://" or "https://" '
+    '(it is "ftp://example.com")'
+)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        pytest.param(
+            '[webhook]\n"[key]" = 1\nlisten_port = "x"\n',
+            [f', table [webhook]: unknown key "[key]" {WEBHOOK_KEYS}', NOT_A_PORT],
+            id="an-unknown-key",
+        ),
+        pytest.param(
+            '[webhook]\n"[key]" = "webhook"\nlisten_port = "x"\n',
+            [f', table [webhook]: unknown key "[key]" {WEBHOOK_KEYS}', NOT_A_PORT],
+            id="an-unknown-key-whose-value-is-its-tables-name",
+        ),
+        pytest.param(
+            '[providers."[key]"]\ntype = "nope"\n[providers.b]\nbase_url = "ftp://example.com"\n',
+            [
+                ', table [providers."[key]"]: unknown type "nope" (known: replicate, aimlapi, '
+                "apikley)",
+                NOT_HTTP,
+            ],
+            id="a-provider-of-unknown-type",
+        ),
+        pytest.param(
+            'providers."[key]" = "providers"\n[providers.b]\nbase_url = "ftp://example.com"\n',
+            [', table [providers."[key]"]: must be a table (it is "providers")', NOT_HTTP],
+            id="a-provider-that-is-no-table",
+        ),
+    ],
+)
+def test_a_key_named_like_pydantics_key_marker_hides_no_other_problem(
+    tmp_path: Path, toml: str, expected: list[str]
+) -> None:
+    path, problems = problems_of(tmp_path, toml)
+    assert sorted(problems) == sorted(f"{path}{problem}" for problem in expected)

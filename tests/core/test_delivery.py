@@ -33,12 +33,14 @@ JOB = Job(
 )
 
 
-async def succeeded_job(repository: JobRepository, store: ImageStore, *, limit: int) -> Job:
+async def succeeded_job(
+    repository: JobRepository, store: ImageStore, *, limit: int, images: int = 1
+) -> Job:
     job = await stored_job(
         repository, a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
     )
     await move_to_submitted(repository, job.id)
-    paths = await store.save(f"job-{job.id}", [spooled(store, JPEG, "jpg")])
+    paths = await store.save(f"job-{job.id}", [spooled(store, JPEG, "jpg") for _ in range(images)])
     await repository.mark_succeeded(job.id, image_paths=paths, now=2)
     loaded = await repository.get(job.id)
     assert loaded is not None
@@ -184,6 +186,50 @@ async def test_progress_never_overwrites_a_result_shown_privately(
     await DeliveryService(publisher, store, repository).progress(second, None)
 
     assert publisher.progress == []
+
+
+async def test_files_of_one_channel_post_fit_the_upload_limit_together(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    """Each image fits on its own, all four do not: Discord would refuse the post (413 40005)."""
+    job = await succeeded_job(repository, store, limit=len(JPEG) * 5 // 2, images=4)
+    publisher = RecordingPublisher()
+
+    await DeliveryService(publisher, store, repository).deliver(job)
+
+    names = [path.name for path in job.image_paths]
+    assert publisher.images == [(job.id, names[:2], names[2:])]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_a_job_that_took_the_private_route_never_goes_back_to_the_channel(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    """A restart after the private edit: the channel works again, and would post a copy."""
+    job = await succeeded_job(repository, store, limit=10_000)
+    await repository.mark_private_delivery(job.id, now=3)
+    publisher = RecordingPublisher()
+
+    await DeliveryService(publisher, store, repository).deliver(await state_of(repository, job.id))
+
+    assert publisher.images == []
+    assert publisher.private == [[(job.id, [f"job-{job.id}-1.jpg"])]]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_a_retry_of_a_failed_private_edit_stays_private(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher(ChannelUnavailable(detail="50001 Missing Access"))
+    publisher.private_failures.append(ConnectionResetError())  # the edit may have landed
+    service = DeliveryService(publisher, store, repository, retry_delays=(0,))
+
+    await service.deliver(job)
+
+    assert publisher.images == []
+    assert publisher.private == [[(job.id, [f"job-{job.id}-1.jpg"])]]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
 
 
 def test_files_of_one_private_response_fit_the_upload_limit_together() -> None:

@@ -135,6 +135,24 @@ def test_anything_but_a_whole_image_of_sane_size_is_refused(tmp_path: Path, body
         checked_image(written(tmp_path, body))
 
 
+@pytest.mark.parametrize("size", [(4097, 4096), (4100, 4100), (8192, 2049)])
+def test_an_image_of_more_pixels_than_4096_by_4096_is_refused_undecoded(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """A few KiB of PNG can claim any size, and PNG decodes at full size."""
+    with pytest.raises(NotAnImage, match="pixels"):
+        checked_image(written(tmp_path, encoded("PNG", size)))
+
+
+@pytest.mark.parametrize("size", [(2816, 1536), (4096, 4096), (8192, 2048), (64, 64)])
+def test_images_up_to_4096_by_4096_pixels_are_accepted(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    path = written(tmp_path, encoded("PNG", size))
+
+    assert checked_image(path) == Image(path, "png")
+
+
 @pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
 @pytest.mark.parametrize("kept", [0.1, 0.5, 0.9, 0.999])
 def test_a_jpeg_cut_anywhere_is_refused_although_it_is_decoded_in_draft_mode(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import aiosqlite
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import AnyHttpUrl, SecretStr
 
@@ -75,6 +77,13 @@ async def client(
                 ApikleyProviderSettings(type="apikley", base_url=AnyHttpUrl("http://127.0.0.1:9")),
                 api_key=SecretStr("apikley-key"),
                 webhook_key=None,
+                http=http,
+            ),
+            "apikley-signed": ApikleyProvider(
+                "apikley-signed",
+                ApikleyProviderSettings(type="apikley", base_url=AnyHttpUrl("http://127.0.0.1:9")),
+                api_key=SecretStr("apikley-key"),
+                webhook_key=SecretStr("kie-webhook-key"),
                 http=http,
             ),
         }
@@ -349,3 +358,144 @@ async def test_a_newline_in_the_callback_path_cannot_forge_a_log_line(
     assert response.status == 404
     assert caplog.records
     assert all("\n" not in record.getMessage() for record in caplog.records)
+
+
+async def raw_post(
+    client: TestClient[Any, Any], target: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int, bytes]:
+    """POST with header bytes sent as they are: aiohttp's client would refuse to encode
+    what a hostile peer can send (bytes that are not UTF-8)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    head = [f"POST {target} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    head += [b"Content-Type: application/json", b"Content-Length: %d" % len(body)]
+    head += [name + b": " + value for name, value in headers]
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+NOW = str(int(time.time())).encode()
+LONE_SURROGATE_TASK = b'{"taskId": "\\ud800", "code": 200}'
+HOSTILE_VALUES = {
+    "apikley task id that is a lone surrogate, signed": (
+        "apikley-signed",
+        LONE_SURROGATE_TASK,
+        [(b"X-Webhook-Timestamp", NOW), (b"X-Webhook-Signature", b"c2lnbmF0dXJl")],
+    ),
+    "apikley task id that is a lone surrogate, unsigned": ("apikley", LONE_SURROGATE_TASK, []),
+    "apikley signature that is not UTF-8": (
+        "apikley-signed",
+        b'{"taskId": "t1"}',
+        [(b"X-Webhook-Timestamp", NOW), (b"X-Webhook-Signature", b"\xff\xfe")],
+    ),
+    "replicate webhook id that is not UTF-8": (
+        "replicate",
+        prediction_body(),
+        [
+            (b"webhook-id", b"\xff\xfe"),
+            (b"webhook-timestamp", NOW),
+            (b"webhook-signature", b"v1,x"),
+        ],
+    ),
+    "replicate webhook id that is UTF-8 but not ASCII": (
+        "replicate",
+        prediction_body(),
+        [
+            (b"webhook-id", "msg_\u00e9".encode()),
+            (b"webhook-timestamp", NOW),
+            (b"webhook-signature", b"v1,x"),
+        ],
+    ),
+    "replicate signature that is not UTF-8": (
+        "replicate",
+        prediction_body(),
+        [
+            (b"webhook-id", b"msg_1"),
+            (b"webhook-timestamp", NOW),
+            (b"webhook-signature", b"v1,\xff"),
+        ],
+    ),
+    "replicate timestamp that is not UTF-8": (
+        "replicate",
+        prediction_body(),
+        [
+            (b"webhook-id", b"msg_1"),
+            (b"webhook-timestamp", b"\xff"),
+            (b"webhook-signature", b"v1,x"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "headers"), HOSTILE_VALUES.values(), ids=HOSTILE_VALUES.keys()
+)
+async def test_non_ascii_ids_signatures_and_timestamps_get_a_400_and_change_nothing(
+    client: TestClient[Any, Any],
+    connection: aiosqlite.Connection,
+    provider: str,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    job = await submitted_job(JobRepository(connection), provider=provider)
+    before = await table_snapshot(connection)
+
+    status, answer = await raw_post(
+        client, f"/callbacks/{provider}?job={job.id}&token={job.callback_token}", headers, body
+    )
+
+    assert status == 400
+    assert b"Traceback" not in answer
+    assert await table_snapshot(connection) == before
+
+
+class FailingHandler:
+    """A job service that fails in a way nobody foresaw, to reach the last-resort answer."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def handle_callback(self, *_: object, **__: object) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RuntimeError("boom\n2026-12-02 CRITICAL bot: forged"), 500),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), 400),
+    ],
+)
+async def test_an_unforeseen_failure_gets_a_json_answer_and_one_escaped_log_line(
+    caplog: pytest.LogCaptureFixture, error: Exception, status: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    app = create_listener_app(FailingHandler(error), max_body_bytes=MAX_BODY)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as failing:
+        response = await failing.post(
+            "/callbacks/replicate",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+            params={"job": "1", "token": "t"},
+        )
+        text = await response.text()
+
+    assert response.status == status
+    assert response.content_type == "application/json"
+    assert "Traceback" not in text
+    assert "boom" not in text
+    [record] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert record.name == "bot.core.listener"
+    assert record.exc_info is None
+    assert "\n" not in record.getMessage()
+    assert "test_listener.py" in record.getMessage()
+
+
+async def test_the_last_resort_leaves_the_routers_own_answers_alone(
+    client: TestClient[Any, Any],
+) -> None:
+    assert (await client.get("/nowhere")).status == web.HTTPNotFound.status_code
+    assert (await client.put("/callbacks/replicate")).status == web.HTTPMethodNotAllowed.status_code

@@ -4,7 +4,7 @@ import pytest
 from multidict import CIMultiDict
 
 from bot.core.errors import CallbackRejected
-from bot.core.webhooks import sign, signing_key, verify_signature
+from bot.core.webhooks import sign, sign_task, signing_key, verify_signature, verify_task_signature
 
 # The published test vector (providers.md §1.6, from replicate-javascript / svix).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -71,3 +71,48 @@ def test_sign_produces_the_published_signature() -> None:
 def test_malformed_secret_is_refused(secret: str) -> None:
     with pytest.raises(ValueError, match="whsec"):
         signing_key(secret)
+
+
+# What aiohttp makes of header bytes that are not UTF-8 (it decodes with surrogateescape).
+NOT_UTF8 = b"\xff\xfe".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"webhook_id": NOT_UTF8},
+        {"webhook_id": "msg_\u00e9"},
+        {"webhook_signature": "v1," + NOT_UTF8},
+        {"webhook_signature": "v1,\ud800"},
+    ],
+)
+def test_an_id_or_signature_that_is_not_ascii_is_a_malformed_request(
+    overrides: dict[str, str],
+) -> None:
+    with pytest.raises(CallbackRejected, match="not ASCII") as caught:
+        verify_signature(signing_key(SECRET), headers(**overrides), BODY, now=TIMESTAMP)
+    assert caught.value.status == 400
+
+
+TASK_KEY = "kie-webhook-key"
+
+
+def task_headers(signature: str) -> CIMultiDict[str]:
+    return CIMultiDict({"X-Webhook-Timestamp": str(TIMESTAMP), "X-Webhook-Signature": signature})
+
+
+def test_a_genuine_task_signature_verifies() -> None:
+    genuine = sign_task(TASK_KEY, "task_a", TIMESTAMP)
+    verify_task_signature(TASK_KEY, "task_a", task_headers(genuine), now=TIMESTAMP)
+
+
+@pytest.mark.parametrize(
+    ("task_id", "signature"),
+    [("\ud800", "c2ln"), ("task_\u00e9", "c2ln"), ("task_a", NOT_UTF8), ("task_a", "\u00e9")],
+)
+def test_a_task_id_or_task_signature_that_is_not_ascii_is_a_malformed_request(
+    task_id: str, signature: str
+) -> None:
+    with pytest.raises(CallbackRejected, match="not ASCII") as caught:
+        verify_task_signature(TASK_KEY, task_id, task_headers(signature), now=TIMESTAMP)
+    assert caught.value.status == 400

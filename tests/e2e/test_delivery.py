@@ -8,9 +8,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from bot.core.domain import Tier
 from bot.publisher import FALLBACK_NOTE
 from tests.e2e.conftest import BotRunner, RunningBot, eventually
 from tests.fakes.fake_discord import EPHEMERAL, FakeInteraction
+from tests.fakes.loopback import render_image
 
 LIGHTHOUSE = {"prompt": "a lighthouse at dusk"}
 
@@ -99,3 +101,35 @@ async def test_every_image_of_a_request_shows_in_the_one_private_response(
     last = private_results(interaction)[-1]
     assert len(last["message"]["attachments"]) == 2
     assert len(last["embeds"]) == 2
+
+
+async def test_a_restart_after_the_private_result_never_posts_it_in_the_channel_too(
+    runner: BotRunner,
+) -> None:
+    runner.discord.delete_channel(runner.discord.channel_id)
+    async with runner.run() as bot:
+        interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+        await eventually(lambda: bot.job_states() == ["delivered"])
+    forget_delivery(bot.database)
+    runner.discord.restore_channel(runner.discord.channel_id)
+
+    async with runner.run() as bot:
+        await eventually(lambda: bot.job_states() == ["delivered"])
+
+    assert len(private_results(interaction)) == 2  # the same edit, repeated
+    assert bot.discord.channel_messages[bot.discord.channel_id] == []
+
+
+async def test_four_images_that_fit_one_by_one_but_not_together_are_posted(
+    runner: BotRunner,
+) -> None:
+    """Discord answers 413 40005 when a message's files pass the limit together."""
+    prompt = "a lighthouse at dusk"
+    sizes = [len(render_image(f"{prompt}#{index}", "1:1", png=True)[0]) for index in range(4)]
+    runner.discord.attachment_size_limit = max(sizes) * 5 // 2
+    async with runner.run(tiers={tier.value: {"providers": ["aiml"]} for tier in Tier}) as bot:
+        await bot.command("imagine", {"prompt": prompt, "count": 4})
+        [post] = await bot.channel_posts()
+        await eventually(lambda: bot.job_states() == ["delivered"])
+
+    assert len(post["attachments"]) == 2

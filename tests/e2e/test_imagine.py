@@ -92,7 +92,9 @@ async def test_a_safety_block_is_explained_in_the_channel_and_refunded(bot: Runn
     [embed] = post["embeds"]
     assert embed["title"] == "Your image could not be made"
     assert "safety filter" in embed["description"]
-    assert "1 credit given back" in embed["description"]
+    assert {"name": "Refund", "value": "1 credit given back to you.", "inline": False} in embed[
+        "fields"
+    ]
     assert post["attachments"] == []
 
 

@@ -14,6 +14,10 @@ to answer the way Discord does, down to details discord.py depends on:
   callbacks and interaction webhooks are authorised by their token alone, as on Discord.
 - Unknown routes answer 404 ``{"message": "404: Not Found", "code": 0}``; every request is
   logged in :attr:`FakeDiscord.requests` so a test can see what the bot tried.
+- ``block_like_cloudflare()`` makes every request answer Cloudflare's HTML page, with no
+  ``Via`` header: 429 as when it bans an address after too many invalid requests (discord.py
+  raises that at once rather than waiting out a rate limit), or 403 as when a firewall rule
+  denies it.
 - Messages are checked like Discord checks them: 2000 characters of content, 10 embeds and the
   per-field and 6000-character embed limits, a 25-character nonce, no empty message (50006),
   and uploads whose sizes add up to more than ``attachment_size_limit`` answer 413 (40005).
@@ -89,6 +93,15 @@ GUILDS_INTENT = 1 << 0
 INTERACTION_DEADLINE_S = 3.0
 NONCE_WINDOW_S = 300.0
 MAX_REQUEST_BYTES = 1 << 30
+# What Cloudflare answers an address it banned (error 1015) or denied (1020), shortened.
+CLOUDFLARE_PAGES = {
+    429: "<!DOCTYPE html><html><head><title>Access denied | discord.com used Cloudflare to "
+    "restrict access</title></head><body><h1>Error 1015</h1><h2>You are being rate limited</h2>"
+    "</body></html>",
+    403: "<!DOCTYPE html><html><head><title>Access denied | discord.com used Cloudflare to "
+    "restrict access</title></head><body><h1>Error 1020</h1><h2>Access denied</h2></body>"
+    "</html>",
+}
 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
@@ -517,6 +530,7 @@ class FakeDiscord:
         self._deleted_channels: set[int] = set()
         self._forbidden_channels: set[int] = set()
         self._expired_tokens: set[str] = set()
+        self._cloudflare_status: int | None = None
         self._nonces: dict[tuple[int, str], tuple[float, JSON]] = {}
         self._sessions: dict[str, _Session] = {}
         self._session: _Session | None = None
@@ -622,6 +636,14 @@ class FakeDiscord:
 
     def forbid_channel(self, channel_id: int) -> None:
         self._forbidden_channels.add(channel_id)
+
+    def block_like_cloudflare(self, status: int = 429) -> None:
+        self._cloudflare_status = status
+
+    def restore_channel(self, channel_id: int) -> None:
+        """The channel works again, as after an admin gives the bot back its permissions."""
+        self._deleted_channels.discard(channel_id)
+        self._forbidden_channels.discard(channel_id)
 
     def expire_interaction_token(self, token: str) -> None:
         """The token's interaction webhook answers 401 50027, as after its 15 minutes."""
@@ -840,6 +862,9 @@ class FakeDiscord:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if self._cloudflare_status is not None:
+            page = CLOUDFLARE_PAGES[self._cloudflare_status]
+            return web.Response(status=self._cloudflare_status, text=page, content_type="text/html")
         try:
             return await handler(request)
         except _ApiError as error:

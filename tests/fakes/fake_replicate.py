@@ -15,7 +15,9 @@ It is a real HTTP server, so the bot's own client runs unmodified against it:
   ``GET /v1/webhooks/default/secret``), can send duplicate copies with one ``webhook-id``, and
   retries a delivery that got no 2xx, only for the terminal event (§1.5).
 - ``GET {base}/predictions`` lists predictions newest first with a ``next`` cursor link (on the
-  proxy's unserved host in proxy mode), showing each one's ``webhook`` unless told not to.
+  proxy's unserved host in proxy mode), showing each one's ``webhook`` unless told not to;
+  ``list_overrides`` changes or (with ``ABSENT``) leaves out fields of one entry, for lists
+  that show less than Replicate's.
 - Proxy mode serves under ``/replicate/v1``, sends no webhooks and puts ``urls.*`` on a host
   nobody serves, as kkiai does (§1.1).
 - Errors are scriptable: 401 with Replicate's verbatim body, 429 with ``Retry-After``, an HTML
@@ -76,6 +78,8 @@ SAFETY_ERROR = (
 )
 # A host:port nothing listens on, for the proxy's urls.* (clients must not follow them).
 UNSERVED_HOST = "http://127.0.0.1:1"
+# In ``list_overrides``: the list entry leaves this field out.
+ABSENT: Any = object()
 
 OutputStyle = Literal["string", "list", "data_uri"]
 
@@ -186,6 +190,8 @@ class FakeReplicate(FakeServer):
         self.serves_list = serves_list
         self.list_shows_webhooks = list_shows_webhooks
         self.list_page_size = list_page_size
+        # Prediction id -> fields its list entry shows instead (ABSENT: not shown at all).
+        self.list_overrides: dict[str, dict[str, Any]] = {}
         self.token = token
         self.start_delay = start_delay
         self.processing_seconds = processing_seconds
@@ -314,7 +320,8 @@ class FakeReplicate(FakeServer):
             rendered = {**self._render(prediction), "source": "api"}
             if self.list_shows_webhooks and prediction.webhook:
                 rendered["webhook"] = prediction.webhook
-            results.append(rendered)
+            rendered.update(self.list_overrides.get(prediction.id, {}))
+            results.append({key: value for key, value in rendered.items() if value is not ABSENT})
         more = start + self.list_page_size < len(newest_first)
         base = self.base_url if self.mode == "official" else UNSERVED_HOST + "/v1"
         next_page = f"{base}/predictions?cursor={start + self.list_page_size}" if more else None

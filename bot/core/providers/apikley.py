@@ -151,6 +151,10 @@ class ApikleyProvider:
         task_id = _callback_task_id(payload)
         if task_id is None:
             raise CallbackRejected(400, "callback names no task")
+        if not task_id.isascii():
+            # Apikley's task ids are hex; a JSON "\ud800" escape would decode to a lone
+            # surrogate that nothing downstream can encode.
+            raise CallbackRejected(400, "callback task id is not ASCII")
         if self._webhook_key is not None:
             # KIE signs only taskId and timestamp, not the body (§0.9): the job still re-reads
             # recordInfo before believing anything.

@@ -211,30 +211,33 @@ class HttpClient:
         """The image file's successful response, open while the block reads its body.
 
         Redirects are followed by hand so that every hop passes the same source check, and
-        ``headers`` (credentials) go only to the first URL's host. 403/404/410 mean the
-        provider already deleted the file (an hour on Replicate, about a day on Apikley:
-        providers.md §0.4, §3.5), which no retry can change.
+        ``headers`` (credentials) go only to the first URL's origin: scheme, host and port
+        alike, so a redirect to plain http or to another port of the host gets none. Only a
+        host whose every address may be private (see ImageSources.trusts_address) is fetched
+        through the ordinary session. 403/404/410 mean the provider already deleted the file
+        (an hour on Replicate, about a day on Apikley: providers.md §0.4, §3.5), which no
+        retry can change.
         """
-        current = URL(url)
-        first_host = current.host
+        current = _image_url(url)
+        first_origin = _origin(current)
         for _ in range(MAX_REDIRECTS + 1):
             refusal = sources.refusal(current)
             if refusal is not None:
                 log.warning("refused to fetch an image from %r: %s", str(current), refusal)
                 raise UnsafeImageSource(detail=f"{current}: {refusal}")
-            trusted = sources.trusts(current)
-            if not trusted and self._public_session is None:
+            any_address = sources.trusts_address(current)
+            if not any_address and self._public_session is None:
                 raise UnsafeImageSource(detail=f"{current}: public hosts are not set up")
             async with self._exchange(
                 "GET",
                 str(current),
-                headers=headers if current.host == first_host else None,
+                headers=headers if _origin(current) == first_origin else None,
                 timeout=timeout,
-                session=None if trusted else self._public_session,
+                session=None if any_address else self._public_session,
             ) as response:
                 location = response.headers.get("Location")
                 if response.status in _REDIRECTS and location:
-                    current = current.join(URL(location))
+                    current = _image_url(location, base=current)
                     continue
                 if response.status in (403, 404, 410):
                     raise ResultUnavailable(detail=f"output file answered HTTP {response.status}")
@@ -278,6 +281,22 @@ class HttpClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise ProviderUnavailable(detail=f"{method} {url} failed: {exc!r}") from exc
+
+
+def _image_url(text: str, *, base: URL | None = None) -> URL:
+    """An image URL from a provider answer or a redirect; one that yarl cannot parse (a
+    backslash in the authority, a port out of range) is an unsafe source, not a crash."""
+    try:
+        url = URL(text)
+        return url if base is None else base.join(url)
+    except ValueError as exc:
+        log.warning("refused to fetch an image from %r: not a valid URL", text)
+        raise UnsafeImageSource(detail=f"{text!r} is not a valid URL: {exc}") from exc
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the port spelled out when the URL leaves it implied."""
+    return url.scheme, (url.host or "").lower(), url.port
 
 
 async def _answer(response: aiohttp.ClientResponse) -> HttpResponse:

@@ -124,13 +124,17 @@ class ReplicateProvider:
         ``GET /predictions`` lists the account's predictions newest first, 100 a page
         (providers.md §1.1). One carrying a webhook is ours only if it is this job's callback
         URL (its per-job token is unique); one without is matched on model and the exact
-        input the bot sends. Raises CreatesNotListed when the endpoint has no list or the
-        pages run out before ``sent_after``, so absence cannot be confirmed.
+        input the bot sends. Raises CreatesNotListed when absence cannot be confirmed: the
+        endpoint has no list, the pages run out before ``sent_after``, or a listed item can be
+        neither dated nor matched (it may be this very create), since "never arrived" refunds
+        an image the provider may have billed.
         """
         model = self._settings.models[request.tier]
         wanted = _input(request)
         since = sent_after - LIST_CLOCK_SKEW_SECONDS
         matches: list[ProviderJob] = []
+        # Why some listed item could not be ruled out; only an absence depends on it.
+        undecided: str | None = None
         url = f"{self._base}/predictions"
         for _ in range(MAX_LIST_PAGES):
             response = await self._http.request(
@@ -150,14 +154,18 @@ class ReplicateProvider:
             for item in results:
                 created = _timestamp(item.get("created_at")) if isinstance(item, dict) else None
                 if created is None:
+                    undecided = "a listed prediction has no ISO created_at"
                     continue
                 if created < since:
-                    return matches
-                if _made_for(item, model=model, wanted=wanted, callback_url=callback_url):
+                    return _found(matches, undecided)
+                made_for = _made_for(item, model=model, wanted=wanted, callback_url=callback_url)
+                if made_for is None:
+                    undecided = "a listed prediction shows neither webhook nor input"
+                elif made_for:
                     matches.append(self._parse(item))
             cursor = _next_page(payload.get("next"))
             if cursor is None:
-                return matches
+                return _found(matches, undecided)
             # Proxies echo api.replicate.com links (providers.md §0.5): keep our own base.
             url = f"{self._base}/predictions?{cursor}"
         if matches:
@@ -280,17 +288,27 @@ def _input(request: GenerationRequest) -> dict[str, str]:
     }
 
 
+def _found(matches: list[ProviderJob], undecided: str | None) -> list[ProviderJob]:
+    """The matches, or a CreatesNotListed when there are none and an item was undecided."""
+    if not matches and undecided is not None:
+        raise CreatesNotListed(detail=undecided)
+    return matches
+
+
 def _made_for(
     item: Mapping[str, Any], *, model: str, wanted: Mapping[str, str], callback_url: str | None
-) -> bool:
-    """Whether a listed prediction is the create this job sent."""
+) -> bool | None:
+    """Whether a listed prediction is the create this job sent; None when the item shows
+    nothing to tell by (no webhook, and no input or an emptied one)."""
     if item.get("model", model) != model or item.get("source", "api") != "api":
         return False
     webhook = item.get("webhook")
     if isinstance(webhook, str) and webhook:
         return webhook == callback_url
     given = item.get("input")
-    return isinstance(given, dict) and all(given.get(k) == v for k, v in wanted.items())
+    if not isinstance(given, dict) or not given:
+        return None
+    return all(given.get(k) == v for k, v in wanted.items())
 
 
 def _timestamp(value: object) -> float | None:

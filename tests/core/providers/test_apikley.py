@@ -799,6 +799,19 @@ async def test_callback_without_a_task_id_is_rejected_before_its_signature(
     assert raised.value.status == 400
 
 
+@pytest.mark.parametrize("webhook_key", [None, HMAC_KEY])
+async def test_callback_whose_task_id_is_not_ascii_is_rejected_as_malformed(
+    fake: FakeApikley, http: HttpClient, webhook_key: str | None
+) -> None:
+    """A JSON "\\ud800" escape decodes to a lone surrogate, which no signature can encode."""
+    provider = an_apikley_provider(fake, http, webhook_key=webhook_key)
+
+    with pytest.raises(CallbackRejected, match="not ASCII") as raised:
+        await provider.authenticate_callback({}, b'{"taskId": "\\ud800"}')
+
+    assert raised.value.status == 400
+
+
 async def test_authenticating_a_callback_calls_nothing(fake: FakeApikley, http: HttpClient) -> None:
     provider = an_apikley_provider(fake, http)
 

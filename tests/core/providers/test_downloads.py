@@ -48,6 +48,8 @@ class ImageHost(FakeServer):
         app.router.add_get("/declared-huge.png", self._declared_huge)
         app.router.add_get("/page.html", self._page)
         app.router.add_get("/cut.png", self._cut)
+        app.router.add_get("/moved", self._moved)
+        app.router.add_get("/recorded.png", self._recorded)
 
     def url(self, name: str) -> str:
         return f"{self.origin}/{name}"
@@ -93,6 +95,15 @@ class ImageHost(FakeServer):
 
     async def _cut(self, _: web.Request) -> web.Response:
         return web.Response(body=IMAGE[: len(IMAGE) - 100], content_type="image/png")
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        """A redirect to wherever ``?to=`` says, as a CDN's signed-URL hop would be."""
+        await self.record(request)
+        return web.Response(status=302, headers={"Location": request.query["to"]})
+
+    async def _recorded(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        return web.Response(body=IMAGE, content_type="image/png")
 
 
 @pytest.fixture
@@ -232,3 +243,53 @@ async def test_when_one_image_of_a_job_fails_none_is_kept(
         await http.download_images(urls, sources=sources, timeout=TIMEOUT_SECONDS)
 
     assert left_in(spool) == []
+
+
+CREDENTIALS = {"Authorization": "Bearer r8_secret"}
+
+
+async def test_credentials_follow_a_redirect_within_the_origin(
+    host: ImageHost, http: HttpClient, sources: ImageSources
+) -> None:
+    moved = f"{host.url('moved')}?to=/recorded.png"
+
+    await http.download_image(moved, sources=sources, headers=CREDENTIALS, timeout=TIMEOUT_SECONDS)
+
+    [_, hop] = host.requests
+    assert hop.headers["Authorization"] == CREDENTIALS["Authorization"]
+
+
+async def test_credentials_do_not_follow_a_redirect_to_another_port_of_the_host(
+    host: ImageHost, http: HttpClient
+) -> None:
+    async with ImageHost() as other_port:
+        sources = ImageSources.of(host.origin, [f"127.0.0.1:{other_port.port}"], public_hosts=False)
+        moved = f"{host.url('moved')}?to={other_port.url('recorded.png')}"
+
+        image = await http.download_image(
+            moved, sources=sources, headers=CREDENTIALS, timeout=TIMEOUT_SECONDS
+        )
+
+        [hop] = other_port.requests_to("GET", "/recorded.png")
+    assert image.path.read_bytes() == IMAGE
+    assert "Authorization" not in hop.headers
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://exa\\mple.com/a.png", "http://127.0.0.1\\@evil.example/a.png", "http://[::1/a.png"],
+)
+async def test_an_output_url_that_cannot_be_parsed_is_an_unsafe_source(
+    http: HttpClient, spool: ImageSpool, sources: ImageSources, url: str
+) -> None:
+    with pytest.raises(UnsafeImageSource):
+        await download(http, url, sources)
+
+    assert left_in(spool) == []
+
+
+async def test_a_redirect_to_a_location_that_cannot_be_parsed_is_an_unsafe_source(
+    host: ImageHost, http: HttpClient, sources: ImageSources
+) -> None:
+    with pytest.raises(UnsafeImageSource):
+        await download(http, f"{host.url('moved')}?to=http://a\\b.example/x.png", sources)

@@ -3,8 +3,10 @@ refused before anything connects there, after DNS resolution and on every redire
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -79,13 +81,32 @@ def succeeded(*urls: str) -> ProviderJob:
         "2002:7f00:1::",  # 6to4 of 127.0.0.1
         "ff02::1",
         "not an address",
+        "64:ff9b::7f00:1",  # NAT64 (well-known prefix) of 127.0.0.1
+        "64:ff9b::a00:5",  # ... of 10.0.0.5
+        "64:ff9b::a9fe:a9fe",  # ... of 169.254.169.254
+        "64:ff9b:1::a00:5",  # local-use NAT64 of 10.0.0.5
+        "64:ff9b:1:abcd::5db8:d822",  # local-use NAT64 past its first /96: layout unknown
+        "::127.0.0.1",  # IPv4-compatible
+        "::5db8:d822",  # IPv4-compatible, even of a public address: deprecated, never routed
+        "::ffff:0:7f00:1",  # IPv4-translated (SIIT) 127.0.0.1
+        "::ffff:0:a00:5",
+        "64:ff9b:0:0:1::",  # reserved (::/8), though is_global says otherwise
     ],
 )
 def test_internal_addresses_are_not_public(address: str) -> None:
     assert not is_public_address(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "64:ff9b::5db8:d822",  # NAT64 of 93.184.216.34, as DNS64 answers on IPv6-only hosts
+        "64:ff9b:1::5db8:d822",
+        "::ffff:0:5db8:d822",
+    ],
+)
 def test_routable_addresses_are_public(address: str) -> None:
     assert is_public_address(address)
 
@@ -106,17 +127,54 @@ def test_internal_or_non_http_urls_are_refused_up_front(url: str) -> None:
     assert sources.refusal(URL(url)) is not None
 
 
-def test_the_providers_origin_and_listed_hosts_are_trusted_whatever_their_address() -> None:
+def test_the_providers_origin_and_listed_hosts_pass_the_allow_list() -> None:
+    sources = ImageSources.of(
+        "http://127.0.0.1:9000/v1", ["*.replicate.delivery", "10.0.0.5:8443"], public_hosts=False
+    )
+
+    assert sources.listed(URL("http://127.0.0.1:9000/delivery/a.png"))
+    assert sources.listed(URL("https://pbxt.replicate.delivery/a.png"))
+    assert sources.listed(URL("https://10.0.0.5:8443/a.png"))
+    assert not sources.listed(URL("http://127.0.0.1:9001/a.png"))  # another port: another service
+    assert not sources.listed(URL("https://10.0.0.5:8444/a.png"))
+    assert not sources.listed(URL("https://replicate.delivery.evil.example/a.png"))
+
+
+def test_only_an_ip_literal_the_operator_wrote_is_fetched_at_a_private_address() -> None:
     sources = ImageSources.of(
         "http://127.0.0.1:9000/v1", ["*.replicate.delivery", "10.0.0.5:8443"], public_hosts=True
     )
 
-    assert sources.trusts(URL("http://127.0.0.1:9000/delivery/a.png"))
-    assert sources.trusts(URL("https://pbxt.replicate.delivery/a.png"))
-    assert sources.trusts(URL("https://10.0.0.5:8443/a.png"))
-    assert not sources.trusts(URL("http://127.0.0.1:9001/a.png"))  # another port: another service
-    assert not sources.trusts(URL("https://10.0.0.5:8444/a.png"))
-    assert not sources.trusts(URL("https://replicate.delivery.evil.example/a.png"))
+    assert sources.trusts_address(URL("http://127.0.0.1:9000/delivery/a.png"))
+    assert sources.trusts_address(URL("https://10.0.0.5:8443/a.png"))
+    # A listed name goes through the public-only resolver like any other.
+    assert not sources.trusts_address(URL("https://pbxt.replicate.delivery/a.png"))
+
+
+def test_a_proxys_own_name_is_reached_only_at_public_addresses() -> None:
+    """Whoever runs a third-party proxy controls its DNS, and can point its name at 10.x."""
+    sources = ImageSources.of("https://proxy.example/v1", ["cdn.proxy.example"], public_hosts=False)
+
+    assert sources.refusal(URL("https://proxy.example/file.png")) is None
+    assert not sources.trusts_address(URL("https://proxy.example/file.png"))
+    assert not sources.trusts_address(URL("https://cdn.proxy.example/file.png"))
+
+
+def test_a_wildcard_never_matches_an_ip_literal() -> None:
+    sources = ImageSources.of("https://proxy.example/v1", ["*.0.0.1"], public_hosts=False)
+
+    assert not sources.listed(URL("http://127.0.0.1/a.png"))
+    assert sources.refusal(URL("http://127.0.0.1/a.png")) is not None
+
+
+def test_with_private_image_hosts_the_configured_names_may_be_private() -> None:
+    sources = ImageSources.of(
+        "https://proxy.lan/v1", ["cdn.lan"], public_hosts=True, private_hosts=True
+    )
+
+    assert sources.trusts_address(URL("https://proxy.lan/file.png"))
+    assert sources.trusts_address(URL("https://cdn.lan/file.png"))
+    assert not sources.trusts_address(URL("https://elsewhere.example/file.png"))
 
 
 def test_without_public_hosts_only_the_origin_and_listed_hosts_may_serve_images() -> None:
@@ -203,5 +261,57 @@ async def test_an_operator_may_list_a_private_image_host(spool: ImageSpool) -> N
         )
 
         [downloaded] = await provider.download(succeeded(cdn.url("a.png")))
+
+    assert downloaded.path.read_bytes() == image
+
+
+@contextlib.asynccontextmanager
+async def sessions_resolving_every_name_to(
+    address: str,
+) -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSession]]:
+    """The ordinary session and the public-only one, both under DNS an attacker controls."""
+    connector = aiohttp.TCPConnector(resolver=FixedResolver(address))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        public_only_session(FixedResolver(address)) as public,
+    ):
+        yield session, public
+
+
+@pytest.mark.parametrize("configured", ["base_url", "image_hosts"])
+async def test_a_configured_name_that_resolves_to_a_private_address_is_refused_unfetched(
+    fake_replicate: FakeReplicate, internal: InternalService, spool: ImageSpool, configured: str
+) -> None:
+    proxy = f"proxy.attacker.example:{internal.port}"
+    settings: dict[str, Any] = (
+        {"base_url": f"http://{proxy}/v1"} if configured == "base_url" else {"image_hosts": [proxy]}
+    )
+    async with sessions_resolving_every_name_to("127.0.0.1") as (session, public):
+        provider = a_replicate_provider(
+            fake_replicate, HttpClient(session, public_session=public, spool=spool), **settings
+        )
+
+        with pytest.raises(UnsafeImageSource):
+            await provider.download(succeeded(f"http://{proxy}/delivery/a.png"))
+
+    assert internal.requests == []
+
+
+async def test_a_provider_that_opts_in_may_serve_images_from_a_private_name(
+    fake_replicate: FakeReplicate, spool: ImageSpool
+) -> None:
+    image, _ = render_image("lan cdn", "1:1", png=True)
+    async with (
+        InternalService(image, "image/png") as cdn,
+        sessions_resolving_every_name_to("127.0.0.1") as (session, public),
+    ):
+        provider = a_replicate_provider(
+            fake_replicate,
+            HttpClient(session, public_session=public, spool=spool),
+            image_hosts=[f"cdn.lan:{cdn.port}"],
+            private_image_hosts=True,
+        )
+
+        [downloaded] = await provider.download(succeeded(f"http://cdn.lan:{cdn.port}/a.png"))
 
     assert downloaded.path.read_bytes() == image

@@ -25,7 +25,7 @@ from bot.core.providers.base import CallbackProof, ProviderJob, ProviderStatus
 from bot.core.providers.http import HttpClient
 from bot.core.providers.replicate import MAX_LIST_PAGES, ReplicateProvider
 from tests.factories import ManualClock, a_replicate_provider, a_request
-from tests.fakes.fake_replicate import FakeReplicate, problem, throttled
+from tests.fakes.fake_replicate import ABSENT, FakeReplicate, problem, throttled
 from tests.fakes.loopback import ScriptedResponse
 
 CALLBACK = "https://bot.example.com/callbacks/replicate?job=1&token=t"
@@ -384,3 +384,47 @@ async def test_a_list_longer_than_the_pages_read_cannot_confirm_an_absence(
 
     with pytest.raises(CreatesNotListed):
         await provider.find_created(a_request(), callback_url=None, sent_after=sent_after)
+
+
+@pytest.mark.parametrize(
+    "created_at", [ABSENT, None, 1767225600, "yesterday"], ids=["absent", "null", "number", "text"]
+)
+async def test_a_listed_prediction_that_cannot_be_dated_cannot_confirm_an_absence(
+    fake_replicate: FakeReplicate, http: HttpClient, created_at: object
+) -> None:
+    """It may be this very create, billed: "never arrived" would refund it."""
+    provider = a_replicate_provider(fake_replicate, http)
+    sent_after = time.time()
+    ours = await provider.start(a_request(), callback_url=CALLBACK)
+    fake_replicate.list_overrides[ours.id] = {"created_at": created_at}
+
+    with pytest.raises(CreatesNotListed, match="created_at"):
+        await provider.find_created(a_request(), callback_url=CALLBACK, sent_after=sent_after)
+
+
+@pytest.mark.parametrize("emptied", [ABSENT, None, {}], ids=["absent", "null", "empty"])
+async def test_a_listed_prediction_with_neither_webhook_nor_input_cannot_confirm_an_absence(
+    fake_replicate: FakeReplicate, http: HttpClient, emptied: object
+) -> None:
+    fake_replicate.list_shows_webhooks = False
+    provider = a_replicate_provider(fake_replicate, http)
+    sent_after = time.time()
+    ours = await provider.start(a_request(), callback_url=CALLBACK)
+    fake_replicate.list_overrides[ours.id] = {"input": emptied}
+
+    with pytest.raises(CreatesNotListed, match="neither webhook nor input"):
+        await provider.find_created(a_request(), callback_url=CALLBACK, sent_after=sent_after)
+
+
+async def test_an_undecidable_listed_prediction_does_not_hide_a_match(
+    fake_replicate: FakeReplicate, http: HttpClient
+) -> None:
+    provider = a_replicate_provider(fake_replicate, http)
+    sent_after = time.time()
+    ours = await provider.start(a_request(), callback_url=CALLBACK)
+    other = await provider.start(a_request("a red fox"), callback_url=None)
+    fake_replicate.list_overrides[other.id] = {"created_at": ABSENT, "input": ABSENT}
+
+    found = await provider.find_created(a_request(), callback_url=CALLBACK, sent_after=sent_after)
+
+    assert [job.id for job in found] == [ours.id]
