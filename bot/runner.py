@@ -87,7 +87,7 @@ async def assemble(
         router = router_for(settings, providers, clock=clock.now)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
-        delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock.now)
+        delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock)
         public_url = settings.webhook.public_url
         jobs = JobService(
             repository=repository,

@@ -55,7 +55,7 @@ def job_service(
         router=router or router_for(settings, providers, clock=clock.now),
         tiers=settings.tiers,
         images=images,
-        delivery=DeliveryService(publisher, images, repository, retry_delays=(), clock=clock.now),
+        delivery=DeliveryService(publisher, images, repository, retry_delays=(), clock=clock),
         settings=settings.jobs,
         queue=settings.queue,
         max_prompt_length=settings.discord.max_prompt_length,

@@ -120,6 +120,8 @@ async def run_cli(*arguments: str, env: dict[str, str]) -> tuple[int, str, str]:
 def provider_config(
     tmp_path: Path, base_url: str, *, name: str, provider_type: str = "replicate"
 ) -> Path:
+    # Apikley's documented schedule would poll the instant fake first after 2.5 s.
+    apikley_polls = "poll_intervals_seconds = [0.1, 0.2, 0.5]" if provider_type == "apikley" else ""
     config = tmp_path / "config.toml"
     config.write_text(
         f"""
@@ -127,6 +129,7 @@ def provider_config(
 type = "{provider_type}"
 base_url = "{base_url}"
 api_key_env = "FAKE_PROVIDER_KEY"
+{apikley_polls}
 
 [jobs]
 poll_initial_seconds = 0.1

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from bot.core.clock import Clock, SystemClock
 from bot.core.domain import Job, JobState
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
 from bot.core.images import ImageStore
-from bot.core.storage.jobs import JobRepository
+from bot.core.storage.protocols import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,15 @@ class DeliveryService:
         self,
         publisher: Publisher,
         images: ImageStore,
-        repository: JobRepository,
+        repository: JobStore,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
     ) -> None:
         self._publisher = publisher
         self._images = images
         self._jobs = repository
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._retry_delays = retry_delays
         # One edit of a member's private response at a time, so a progress edit can never
         # land on top of a result shown there.
@@ -120,20 +120,20 @@ class DeliveryService:
             except DeliveryFailed as exc:
                 log.warning("job %s undeliverable: %s", job.id, exc.detail or exc.user_message)
                 await self._jobs.mark_undeliverable(
-                    job.id, reason=exc.detail or exc.user_message, now=self._clock()
+                    job.id, reason=exc.detail or exc.user_message, now=self._clock.now()
                 )
                 return
             except Exception:
                 if delay is None:
                     log.exception("job %s: giving up delivery", job.id)
                     await self._jobs.mark_undeliverable(
-                        job.id, reason="posting kept failing", now=self._clock()
+                        job.id, reason="posting kept failing", now=self._clock.now()
                     )
                     return
                 log.warning("job %s: posting failed, retry in %ss", job.id, delay, exc_info=True)
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
             else:
-                await self._jobs.mark_delivered(job.id, now=self._clock())
+                await self._jobs.mark_delivered(job.id, now=self._clock.now())
                 return
 
     async def progress(self, job: Job, position: int | None) -> None:
@@ -162,11 +162,11 @@ class DeliveryService:
             except ChannelUnavailable as exc:
                 log.warning("job %s: %s; trying the member's private response", job.id, exc.detail)
                 refusal = exc.detail
-        if job.target.interaction_expires_at <= datetime.fromtimestamp(self._clock(), UTC):
+        if job.target.interaction_expires_at <= datetime.fromtimestamp(self._clock.now(), UTC):
             raise DeliveryFailed(detail=f"{refusal}; the interaction token has expired")
         async with self._response_lock(job):
             # Recorded before the edit: whichever job of the request edits last shows them all.
-            await self._jobs.mark_private_delivery(job.id, now=self._clock())
+            await self._jobs.mark_private_delivery(job.id, now=self._clock.now())
             shown = [
                 await self._result(sibling) if sibling.id != job.id else result
                 for sibling in await self._jobs.request_jobs(job.target.interaction_token)
