@@ -18,7 +18,9 @@ from bot.client import ImagineBot
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import DiscordSettings, Secrets, Settings
 from bot.core.delivery import DeliveryService
+from bot.core.dispatcher import Dispatcher
 from bot.core.images import ImageStore
+from bot.core.job_trip import JobTrip
 from bot.core.jobs import JobService
 from bot.core.listener import create_listener_app
 from bot.core.providers.registry import provider_clients
@@ -89,18 +91,33 @@ async def assemble(
         stack.push_async_callback(bot.close)
         delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock)
         public_url = settings.webhook.public_url
-        jobs = JobService(
+        trip = JobTrip(
             repository=repository,
-            quotas=quotas,
             providers=providers,
             router=router,
             tiers=settings.tiers,
             images=images,
             delivery=delivery,
             settings=settings.jobs,
-            queue=settings.queue,
-            max_prompt_length=settings.discord.max_prompt_length,
             public_url=str(public_url) if public_url else None,
+            clock=clock,
+        )
+        jobs = JobService(
+            repository=repository,
+            quotas=quotas,
+            providers=providers,
+            router=router,
+            trip=trip,
+            dispatcher=Dispatcher(
+                trip=trip,
+                router=router,
+                delivery=delivery,
+                max_running=quotas.max_running,
+                providers=list(providers),
+                queue=settings.queue,
+                clock=clock,
+            ),
+            max_prompt_length=settings.discord.max_prompt_length,
             clock=clock,
         )
         for cog in (

@@ -10,7 +10,9 @@ import aiosqlite
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryService, Publisher
+from bot.core.dispatcher import Dispatcher
 from bot.core.images import ImageStore
+from bot.core.job_trip import JobTrip
 from bot.core.jobs import JobService
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
@@ -48,17 +50,36 @@ def job_service(
     ManualClock, its waits end at once on that clock (InstantClock)."""
     clock = InstantClock(clock) if isinstance(clock, ManualClock) else clock or SystemClock()
     repository = JobRepository(connection)
-    return JobService(
+    quotas = quota_service(connection, settings, clock=clock.now)
+    router = router or router_for(settings, providers, clock=clock.now)
+    delivery = DeliveryService(publisher, images, repository, retry_delays=(), clock=clock)
+    trip = JobTrip(
         repository=repository,
-        quotas=quota_service(connection, settings, clock=clock.now),
         providers=providers,
-        router=router or router_for(settings, providers, clock=clock.now),
+        router=router,
         tiers=settings.tiers,
         images=images,
-        delivery=DeliveryService(publisher, images, repository, retry_delays=(), clock=clock),
+        delivery=delivery,
         settings=settings.jobs,
-        queue=settings.queue,
-        max_prompt_length=settings.discord.max_prompt_length,
         public_url=public_url,
+        clock=clock,
+    )
+    dispatcher = Dispatcher(
+        trip=trip,
+        router=router,
+        delivery=delivery,
+        max_running=quotas.max_running,
+        providers=list(providers),
+        queue=settings.queue,
+        clock=clock,
+    )
+    return JobService(
+        repository=repository,
+        quotas=quotas,
+        providers=providers,
+        router=router,
+        trip=trip,
+        dispatcher=dispatcher,
+        max_prompt_length=settings.discord.max_prompt_length,
         clock=clock,
     )

@@ -16,9 +16,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from bot.core.clock import Clock, SystemClock
-from bot.core.config import JobSettings, QueueSettings, TierSettings
-from bot.core.delivery import DeliveryService
+from bot.core.clock import Clock
 from bot.core.dispatcher import Dispatcher
 from bot.core.domain import (
     MAX_IMAGES,
@@ -29,10 +27,8 @@ from bot.core.domain import (
     JobState,
     Member,
     Option,
-    Tier,
 )
 from bot.core.errors import CallbackRejected, InvalidRequest, ProviderError
-from bot.core.images import ImageStore
 from bot.core.job_trip import ACTIVE_STATES, JobTrip
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
@@ -103,44 +99,19 @@ class JobService:
         quotas: QuotaService,
         providers: Mapping[str, ImageProvider],
         router: Router,
-        tiers: Mapping[Tier, TierSettings],
-        images: ImageStore,
-        delivery: DeliveryService,
-        settings: JobSettings,
-        queue: QueueSettings,
+        trip: JobTrip,
+        dispatcher: Dispatcher,
         max_prompt_length: int,
-        public_url: str | None,
-        clock: Clock | None = None,
+        clock: Clock,
     ) -> None:
         self._jobs = repository
         self._quotas = quotas
         self._providers = providers
         self._router = router
+        self._trip = trip
+        self._dispatcher = dispatcher
         self._max_prompt_length = max_prompt_length
-        self._clock = clock or SystemClock()
-        self._trip = JobTrip(
-            repository=repository,
-            providers=providers,
-            router=router,
-            tiers=tiers,
-            images=images,
-            delivery=delivery,
-            settings=settings,
-            public_url=public_url,
-            clock=self._clock,
-        )
-        self._dispatcher = Dispatcher(
-            trip=self._trip,
-            router=router,
-            delivery=delivery,
-            max_running=self._max_running,
-            providers=list(providers),
-            queue=queue,
-            clock=self._clock,
-        )
-
-    async def _max_running(self, guild_id: int) -> int:
-        return (await self._quotas.policy(guild_id)).max_running
+        self._clock = clock
 
     # ----------------------------------------------------------------- requests from members
 

@@ -217,6 +217,10 @@ class QuotaService:
             self._policies.pop(guild_id, None)
             self._reading.pop(guild_id, None)
 
+    async def max_running(self, guild_id: int) -> int:
+        """How many of the guild's jobs may run at once."""
+        return (await self.policy(guild_id)).max_running
+
     async def reservation(
         self, member: Member, tier: Tier, *, images_per_job: int = 1, jobs: int = 1
     ) -> Reservation:

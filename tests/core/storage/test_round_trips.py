@@ -20,6 +20,7 @@ from bot.core.storage.quotas import QuotaRepository
 from tests.conftest import move_to_submitted, stored_job
 from tests.counting import counting_round_trips
 from tests.factories import GUILD_ID, USER_ID, ManualClock, a_request, a_target
+from tests.services import quota_service
 
 ADMIN = 42
 ROLE, OTHER_ROLE = 501, 502
@@ -37,25 +38,11 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-def quota_service(
-    connection: aiosqlite.Connection, settings: Settings, clock: ManualClock
-) -> QuotaService:
-    """A service with nothing cached yet, as after a start."""
-    return QuotaService(
-        repository=QuotaRepository(connection),
-        jobs=JobRepository(connection),
-        tiers=settings.tiers,
-        quotas=settings.quotas,
-        queue=settings.queue,
-        clock=clock,
-    )
-
-
 @pytest.fixture
 def quotas(
     connection: aiosqlite.Connection, settings: Settings, clock: ManualClock
 ) -> QuotaService:
-    return quota_service(connection, settings, clock)
+    return quota_service(connection, settings, clock=clock)
 
 
 async def reserve(
@@ -99,8 +86,8 @@ async def test_counting_sees_every_trip_to_sqlites_thread(
 async def test_a_reservation_costs_at_most_four_round_trips(
     connection: aiosqlite.Connection, settings: Settings, clock: ManualClock
 ) -> None:
-    await a_guild_with_every_kind_of_setting(quota_service(connection, settings, clock))
-    cold = quota_service(connection, settings, clock)
+    await a_guild_with_every_kind_of_setting(quota_service(connection, settings, clock=clock))
+    cold = quota_service(connection, settings, clock=clock)
 
     with counting_round_trips(connection) as trips:
         assert await reserve(cold, JobRepository(connection), clock)
