@@ -73,7 +73,7 @@ async def assemble(
         settings_database = await open_database(settings.database.path)
         stack.push_async_callback(settings_database.close)
         images = ImageStore(settings.images.dir)
-        images.spool.clear()
+        images.spool.clear(now=clock.now())
         providers = await stack.enter_async_context(
             provider_clients(settings, secrets, spool=images.spool)
         )
@@ -102,21 +102,24 @@ async def assemble(
             public_url=str(public_url) if public_url else None,
             clock=clock,
         )
+        dispatcher = Dispatcher(
+            trip=trip,
+            jobs=repository,
+            router=router,
+            delivery=delivery,
+            max_running=quotas.max_running,
+            providers=list(providers),
+            queue=settings.queue,
+            clock=clock,
+        )
+        quotas.on_policy_change(dispatcher.wake)
         jobs = JobService(
             repository=repository,
             quotas=quotas,
             providers=providers,
             router=router,
             trip=trip,
-            dispatcher=Dispatcher(
-                trip=trip,
-                router=router,
-                delivery=delivery,
-                max_running=quotas.max_running,
-                providers=list(providers),
-                queue=settings.queue,
-                clock=clock,
-            ),
+            dispatcher=dispatcher,
             max_prompt_length=settings.discord.max_prompt_length,
             clock=clock,
         )

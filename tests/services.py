@@ -46,7 +46,8 @@ def job_service(
     router: Router | None = None,
     clock: Clock | ManualClock | None = None,
 ) -> JobService:
-    """A job service with delivery retries off, so a failed post shows at once; given a
+    """A job service with delivery retries off, so a failed post shows at once, and a job
+    whose task died recovered after 0.05 s; given a
     ManualClock, its waits end at once on that clock (InstantClock)."""
     clock = InstantClock(clock) if isinstance(clock, ManualClock) else clock or SystemClock()
     repository = JobRepository(connection)
@@ -66,13 +67,16 @@ def job_service(
     )
     dispatcher = Dispatcher(
         trip=trip,
+        jobs=repository,
         router=router,
         delivery=delivery,
         max_running=quotas.max_running,
         providers=list(providers),
         queue=settings.queue,
         clock=clock,
+        recovery_seconds=0.05,
     )
+    quotas.on_policy_change(dispatcher.wake)
     return JobService(
         repository=repository,
         quotas=quotas,

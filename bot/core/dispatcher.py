@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator
 
@@ -21,12 +23,21 @@ from bot.core.job_trip import JobTrip
 from bot.core.queue_index import QueueIndex
 from bot.core.routing import Router
 from bot.core.scheduling import Slot, startable
+from bot.core.storage.protocols import JobStore
+
+log = logging.getLogger(__name__)
 
 # Discord allows about 5 edits per 5 s per message; one position edit per 5 s per job is calm.
 PROGRESS_INTERVAL = 5.0
 # Position edits go to the jobs nearest the front, where a member watches it move; the others
 # showed their place when queued and see it again with /queue.
 PROGRESS_DEPTH = 25
+# A pass reads at most this much of the fair order: when the first ones all wait for a full
+# provider, a pass still costs the same whatever the queue's length.
+SCAN_LIMIT = 256
+# A job whose task died of an unexpected error (the database locked past busy_timeout, say) is
+# carried on from its recorded state after this pause, as a restart would.
+RECOVERY_SECONDS = 5.0
 
 
 class Dispatcher:
@@ -34,20 +45,24 @@ class Dispatcher:
         self,
         *,
         trip: JobTrip,
+        jobs: JobStore,
         router: Router,
         delivery: DeliveryService,
         max_running: Callable[[int], Awaitable[int]],
         providers: Collection[str],
         queue: QueueSettings,
         clock: Clock,
+        recovery_seconds: float = RECOVERY_SECONDS,
     ) -> None:
         self._trip = trip
+        self._jobs = jobs
         self._router = router
         self._delivery = delivery
         self._max_running = max_running
         self._providers = providers
         self._queue = queue
         self._clock = clock
+        self._recovery_seconds = recovery_seconds
         self._index = QueueIndex()
         self._waiting: dict[int, Job] = {}
         self._deadlines: list[tuple[float, int]] = []
@@ -55,6 +70,10 @@ class Dispatcher:
         self._slots: dict[int, Slot] = {}
         self._progress_sent: dict[int, tuple[int, float]] = {}
         self._edits: set[asyncio.Task[None]] = set()
+        self._recoveries: set[asyncio.Task[None]] = set()
+        # Positions changed since the last report, which is due at _report_at.
+        self._moved = False
+        self._report_at = 0.0
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -62,10 +81,21 @@ class Dispatcher:
 
     def enqueue(self, jobs: Collection[Job]) -> None:
         """Queued jobs wait for their turn; the loop looks at them at once."""
+        now = self._clock.now()
         for job in jobs:
             self._index.add(job.id, job.target.guild_id or 0, job.target.user_id)
             self._waiting[job.id] = job
             heapq.heappush(self._deadlines, (self._trip.deadline(job), job.id))
+        for job in jobs:
+            # What the member's reply shows: an edit follows only when it changes.
+            position = self._index.position(job.id)
+            if position is not None:
+                self._progress_sent[job.id] = (position, now)
+        self.wake()
+
+    def wake(self, *_: object) -> None:
+        """Look at the queue again (new jobs, ended jobs, a changed running limit)."""
+        self._moved = True
         self._wake.set()
 
     def withdraw(self, job_id: int) -> None:
@@ -76,7 +106,7 @@ class Dispatcher:
         elif self._index.drop(job_id):
             del self._waiting[job_id]
             self._progress_sent.pop(job_id, None)
-        self._wake.set()
+        self.wake()
 
     def position(self, job_id: int) -> int | None:
         """1 for the next job to start; None once it has started (or is not queued)."""
@@ -94,7 +124,11 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Cancel in-memory work; every job's state is in the database for the next start."""
-        tasks = [task for task in (self._loop, *self._tasks.values(), *self._edits) if task]
+        tasks = [
+            task
+            for task in (self._loop, *self._tasks.values(), *self._edits, *self._recoveries)
+            if task
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -107,14 +141,29 @@ class Dispatcher:
         jobs and, for queued jobs' deadlines, by the clock."""
         while True:
             self._wake.clear()
-            await self._expire_overdue()
-            for slot in await self._choose():
-                self._index.start(slot)
-                job = self._waiting.pop(slot.job_id)
-                self._progress_sent.pop(slot.job_id, None)
-                self._spawn(job, slot)
+            try:
+                await self._pass()
+            except Exception:
+                # The loop outlives any one failure (the database locked past busy_timeout):
+                # the table still holds every job, and the next pass tries again.
+                log.exception("dispatcher pass failed; trying again soon")
+                await self._clock.sleep(self._recovery_seconds)
+                continue
+            await self._clock.wait(self._wake, self._until_next_event())
+
+    async def _pass(self) -> None:
+        await self._expire_overdue()
+        for slot in await self._choose():
+            self._index.start(slot)
+            job = self._waiting.pop(slot.job_id)
+            self._progress_sent.pop(slot.job_id, None)
+            self._spawn(job, slot)
+        now = self._clock.now()
+        if self._moved and now >= self._report_at:
+            # At most one report per PROGRESS_INTERVAL: an edit per job is allowed no more often.
+            self._moved = False
+            self._report_at = now + PROGRESS_INTERVAL
             self._report_positions()
-            await self._clock.wait(self._wake, self._until_next_deadline())
 
     async def _choose(self) -> list[Slot]:
         """The waiting jobs that may start now, reading the fair order only as far as the free
@@ -143,7 +192,7 @@ class Dispatcher:
         )
 
     def _candidates(self, full: Collection[int]) -> Iterator[Slot]:
-        for entry in self._index.order(skip=full):
+        for entry in itertools.islice(self._index.order(skip=full), SCAN_LIMIT):
             yield self._slot(self._waiting[entry.job_id])
 
     async def _expire_overdue(self) -> None:
@@ -158,12 +207,14 @@ class Dispatcher:
             failed = await self._trip.fail(job, DeadlineExceeded(detail="deadline in the queue"))
             self._spawn(failed, self._slot(failed))  # delivers the failure
 
-    def _until_next_deadline(self) -> float | None:
+    def _until_next_event(self) -> float | None:
+        """Seconds until a queued job's deadline or a position report falls due, if any."""
         while self._deadlines and not self._index.is_waiting(self._deadlines[0][1]):
             heapq.heappop(self._deadlines)
-        if not self._deadlines:
-            return None
-        return max(0.0, self._deadlines[0][0] - self._clock.now())
+        moments = [self._deadlines[0][0]] if self._deadlines else []
+        if self._moved and self._index.waiting_count():
+            moments.append(self._report_at)
+        return max(0.0, min(moments) - self._clock.now()) if moments else None
 
     def _report_positions(self) -> None:
         """Edit a waiting member's queued message when their position changes, at most once
@@ -199,13 +250,35 @@ class Dispatcher:
         self._tasks[slot.job_id] = task
         self._slots[slot.job_id] = slot
 
-        def finished(_: asyncio.Task[None]) -> None:
+        def finished(ended: asyncio.Task[None]) -> None:
             self._tasks.pop(slot.job_id, None)
             self._slots.pop(slot.job_id, None)
             self._index.finish(slot.job_id)
-            self._wake.set()
+            if not ended.cancelled() and ended.exception() is not None:
+                log.error("job %s stopped on an error", slot.job_id, exc_info=ended.exception())
+                recovery = asyncio.create_task(self._recover(slot.job_id))
+                self._recoveries.add(recovery)
+                recovery.add_done_callback(self._recoveries.discard)
+            self.wake()
 
         task.add_done_callback(finished)
+
+    async def _recover(self, job_id: int) -> None:
+        """Carry a job whose task died on from what the table says, as a restart would."""
+        while True:
+            await self._clock.sleep(self._recovery_seconds)
+            try:
+                job = await self._jobs.get(job_id)
+            except Exception:
+                log.warning("job %s: still cannot be read; trying again", job_id, exc_info=True)
+                continue
+            if job is None or job.state.is_final or job.id in self._tasks:
+                return
+            if job.state is JobState.QUEUED:
+                self.enqueue([job])
+            else:
+                self._spawn(job, self._slot(job))
+            return
 
     def _slot(self, job: Job) -> Slot:
         provider = job.provider or self._router.preferred(job.request, exclude=job.maybe_created_at)

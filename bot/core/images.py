@@ -33,6 +33,9 @@ MAX_SIDE_PIXELS = 8192
 # few KiB of PNG at 8192x8192 would take 268 MB. Imagen's largest output, 2816x1536 (4.3 MP),
 # fits nearly four times in 4096x4096 (16.8 MP, at most 67 MB decoded).
 MAX_PIXELS = 4096 * 4096
+# A spool file no write has touched for this long belongs to no live download: downloads
+# time out within minutes (providers' request timeouts).
+STALE_SECONDS = 3600.0
 # The spool's place inside the store's directory: the same filesystem, so saving is a rename.
 _SPOOL_DIRECTORY = ".spool"
 _SPOOL_SUFFIX = ".part"
@@ -139,11 +142,14 @@ class ImageSpool:
             path.unlink(missing_ok=True)
             raise
 
-    def clear(self) -> None:
-        """Remove what a killed process left half-written. Only at start-up, before any
-        download of this process began."""
+    def clear(self, *, now: float) -> None:
+        """Remove what a killed process left half-written: files untouched for STALE_SECONDS.
+        A fresh one may be a download of another process sharing the directory (``generate``
+        into the image directory, a second bot), still being written."""
         for leftover in self.directory.glob(f"*{_SPOOL_SUFFIX}"):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if now - leftover.stat().st_mtime > STALE_SECONDS:
+                    leftover.unlink(missing_ok=True)
 
 
 class ImageStore:

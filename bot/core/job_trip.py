@@ -126,7 +126,8 @@ class JobTrip:
 
     def expect_reply(self, interaction_token: str) -> None:
         """The member's reply to the command is on its way: hold the job's own messages (its
-        progress, its result) until it is shown, so none of them races ahead of it."""
+        progress, its result) until it is shown, so none of them races ahead of it. The job
+        itself does not wait: its create goes out meanwhile."""
         self._replies.setdefault(interaction_token, asyncio.Event())
 
     def reply_shown(self, interaction_token: str) -> None:
@@ -136,6 +137,10 @@ class JobTrip:
 
     def reply_pending(self, job: Job) -> bool:
         return job.target.interaction_token in self._replies
+
+    async def _show_started(self, job: Job) -> None:
+        await self._reply_first(job)
+        await self._delivery.progress(job, None)
 
     async def _reply_first(self, job: Job) -> None:
         reply = self._replies.get(job.target.interaction_token)
@@ -175,16 +180,16 @@ class JobTrip:
         """Carry ``job`` (as last read or written) on from its state to its delivery."""
         job_id = job.id
         try:
-            await self._reply_first(job)
             if job.state is JobState.SUBMITTING:
                 job = await self._recover_create(job)
             if job.state is JobState.QUEUED:
-                # The member's status changes beside the create, not before it: the edit
-                # waits on Discord, and its rate limits.
-                job, _ = await asyncio.gather(self._submit(job), self._delivery.progress(job, None))
+                # The create goes out at once; the member's status changes beside it, after
+                # their reply (the edit waits on Discord, and its rate limits).
+                job, _ = await asyncio.gather(self._submit(job), self._show_started(job))
             if job.state is JobState.SUBMITTED:
                 job = await self._await_result(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+                await self._reply_first(job)
                 await self._delivery.deliver(job)
         except asyncio.CancelledError:
             raise

@@ -162,6 +162,10 @@ class JobService:
         self._dispatcher.enqueue(jobs)
         try:
             await reply(submission, self.queue_position(jobs[0].id))
+        except Exception:
+            # The jobs are stored and on their way: an error now would tell the member their
+            # command failed while it runs and is charged. Their next edit reaches them.
+            log.warning("jobs %s: the reply could not be shown", jobs[0].id, exc_info=True)
         finally:
             self._trip.reply_shown(target.interaction_token)
         return submission

@@ -176,6 +176,12 @@ class QuotaService:
         # The read of a guild's policy in progress, if any; a settings change drops it from
         # here, so that what it read is not cached (it may predate the change).
         self._reading: dict[int, asyncio.Task[GuildPolicy]] = {}
+        self._listeners: list[Callable[[int], None]] = []
+
+    def on_policy_change(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(guild_id)`` after every change of a guild's settings (the dispatcher
+        looks again: a raised running limit frees places at once)."""
+        self._listeners.append(listener)
 
     def credits_for(self, tier: Tier) -> int:
         return self._tiers[tier].credits
@@ -216,6 +222,8 @@ class QuotaService:
         finally:
             self._policies.pop(guild_id, None)
             self._reading.pop(guild_id, None)
+            for listener in self._listeners:
+                listener(guild_id)
 
     async def max_running(self, guild_id: int) -> int:
         """How many of the guild's jobs may run at once."""

@@ -11,6 +11,7 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
+from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.domain import Job, JobState
 from bot.core.images import ImageStore
@@ -40,6 +41,7 @@ class Bench:
         tmp_path: Path,
     ) -> None:
         self.connection = connection
+        self.database = tmp_path / "bot.sqlite3"  # the connection fixture's file
         self.repository = JobRepository(connection)
         self.fake = fake
         self.http = http
@@ -55,6 +57,7 @@ class Bench:
         *,
         callbacks: bool = False,
         provider: dict[str, Any] | None = None,
+        clock: Clock | None = None,
         **sections: dict[str, Any],
     ) -> JobService:
         """A job service on the bench's database; ``sections`` are config.toml sections."""
@@ -78,6 +81,7 @@ class Bench:
             images=self.images,
             settings=settings,
             public_url=public_url,
+            clock=clock,
         )
         self._services.append(jobs)
         if listening is not None:

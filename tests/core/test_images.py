@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image as PillowImage
 
 from bot.core.errors import NotAnImage
-from bot.core.images import Image, ImageSpool, ImageStore, checked_image, sniff_extension
+from bot.core.images import (
+    STALE_SECONDS,
+    Image,
+    ImageSpool,
+    ImageStore,
+    checked_image,
+    sniff_extension,
+)
 from tests.factories import spooled
 
 
@@ -87,9 +95,19 @@ def test_clearing_the_spool_removes_what_a_killed_process_left(tmp_path: Path) -
     with spool.new_file() as file:
         file.write(b"half an image")
 
-    spool.clear()
+    spool.clear(now=time.time() + STALE_SECONDS + 1)
 
     assert left_in(spool) == []
+
+
+def test_clearing_the_spool_keeps_a_download_another_process_is_writing(tmp_path: Path) -> None:
+    spool = ImageSpool(tmp_path / "spool")
+    with spool.new_file() as file:
+        file.write(b"half an image, still arriving")
+
+    spool.clear(now=time.time())
+
+    assert left_in(spool) == [file.path.name]
 
 
 def encoded(fmt: str, size: tuple[int, int] = (1024, 1024), **options: object) -> bytes:

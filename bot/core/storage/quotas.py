@@ -51,7 +51,13 @@ class QuotaRepository:
         self._transaction_lock = asyncio.Lock()
 
     async def policy(self, guild_id: int) -> GuildPolicyRecord:
-        """Three reads, one round trip each."""
+        """Three reads, one round trip each. Under the transaction lock: on this connection
+        an admin change in progress is visible uncommitted, and half of one (a tier's roles
+        deleted, not yet inserted) must never be read."""
+        async with self._transaction_lock:
+            return await self._read_policy(guild_id)
+
+    async def _read_policy(self, guild_id: int) -> GuildPolicyRecord:
         settings = await self._db.execute_fetchall(
             "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
