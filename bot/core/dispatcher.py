@@ -79,15 +79,15 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- changes
 
-    def enqueue(self, jobs: Collection[Job]) -> None:
-        """Queued jobs wait for their turn; the loop looks at them at once."""
+    def enqueue(self, jobs: Collection[Job], *, shown: bool = False) -> None:
+        """Queued jobs wait for their turn; the loop looks at them at once. ``shown``: the
+        member is being shown these jobs' places now, so an edit follows only a change."""
         now = self._clock.now()
         for job in jobs:
             self._index.add(job.id, job.target.guild_id or 0, job.target.user_id)
             self._waiting[job.id] = job
             heapq.heappush(self._deadlines, (self._trip.deadline(job), job.id))
-        for job in jobs:
-            # What the member's reply shows: an edit follows only when it changes.
+        for job in jobs if shown else ():
             position = self._index.position(job.id)
             if position is not None:
                 self._progress_sent[job.id] = (position, now)
@@ -218,7 +218,8 @@ class Dispatcher:
 
     def _report_positions(self) -> None:
         """Edit a waiting member's queued message when their position changes, at most once
-        per PROGRESS_INTERVAL per job (Discord rate-limits message edits)."""
+        per PROGRESS_INTERVAL per job (Discord rate-limits message edits). Reading the front of
+        the order costs a step per waiting member, once per interval at most."""
         now = self._clock.now()
         front = []
         for position, entry in enumerate(self._index.order(), 1):
@@ -230,7 +231,7 @@ class Dispatcher:
                 continue  # the reply itself will show the position
             last = self._progress_sent.get(job.id)
             if last is None:
-                # The queued reply itself showed the position; only changes need an edit.
+                # Resumed after a restart: no burst of edits then, only for later changes.
                 self._progress_sent[job.id] = (position, now)
                 continue
             if last[0] == position or now - last[1] < PROGRESS_INTERVAL:

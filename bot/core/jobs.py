@@ -159,7 +159,7 @@ class JobService:
             self._dispatcher.enqueue(jobs)
             return submission
         self._trip.expect_reply(target.interaction_token)
-        self._dispatcher.enqueue(jobs)
+        self._dispatcher.enqueue(jobs, shown=True)
         try:
             await reply(submission, self.queue_position(jobs[0].id))
         except Exception:
