@@ -125,7 +125,9 @@ class FakeServer:
     async def start(self) -> None:
         app = web.Application()
         self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A test that ends while a scripted slow answer is still sleeping does not wait for it:
+        # at close, handlers still running are cancelled at once (aiohttp waits 60 s).
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.05)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = int(self._runner.addresses[0][1])
