@@ -56,7 +56,9 @@ class ManualClock:
 
 class InstantClock:
     """A Clock for the core on a ManualClock's time, whose sleeps and timed waits end at once
-    and move that time on: submits, refusals and resets read exactly the moment a test set."""
+    and move that time on: submits, refusals and resets read exactly the moment a test set.
+    For services that are never started: a running dispatcher's first timed wait would jump
+    past every queued job's deadline."""
 
     def __init__(self, manual: ManualClock) -> None:
         self.manual = manual

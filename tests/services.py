@@ -10,7 +10,7 @@ import aiosqlite
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryService, Publisher
-from bot.core.dispatcher import Dispatcher
+from bot.core.dispatcher import PROGRESS_INTERVAL, Dispatcher
 from bot.core.images import ImageStore
 from bot.core.job_trip import JobTrip
 from bot.core.jobs import JobService
@@ -45,6 +45,7 @@ def job_service(
     public_url: str | None,
     router: Router | None = None,
     clock: Clock | ManualClock | None = None,
+    progress_interval: float = PROGRESS_INTERVAL,
 ) -> JobService:
     """A job service with delivery retries off, so a failed post shows at once, and a job
     whose task died recovered after 0.05 s; given a
@@ -75,6 +76,7 @@ def job_service(
         queue=settings.queue,
         clock=clock,
         recovery_seconds=0.05,
+        progress_interval=progress_interval,
     )
     quotas.on_policy_change(dispatcher.wake)
     return JobService(

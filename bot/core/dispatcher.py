@@ -53,6 +53,7 @@ class Dispatcher:
         queue: QueueSettings,
         clock: Clock,
         recovery_seconds: float = RECOVERY_SECONDS,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self._trip = trip
         self._jobs = jobs
@@ -63,6 +64,7 @@ class Dispatcher:
         self._queue = queue
         self._clock = clock
         self._recovery_seconds = recovery_seconds
+        self._progress_interval = progress_interval
         self._index = QueueIndex()
         self._waiting: dict[int, Job] = {}
         self._deadlines: list[tuple[float, int]] = []
@@ -162,7 +164,7 @@ class Dispatcher:
         if self._moved and now >= self._report_at:
             # At most one report per PROGRESS_INTERVAL: an edit per job is allowed no more often.
             self._moved = False
-            self._report_at = now + PROGRESS_INTERVAL
+            self._report_at = now + self._progress_interval
             self._report_positions()
 
     async def _choose(self) -> list[Slot]:
@@ -234,7 +236,7 @@ class Dispatcher:
                 # Resumed after a restart: no burst of edits then, only for later changes.
                 self._progress_sent[job.id] = (position, now)
                 continue
-            if last[0] == position or now - last[1] < PROGRESS_INTERVAL:
+            if last[0] == position or now - last[1] < self._progress_interval:
                 continue
             self._progress_sent[job.id] = (position, now)
             # Sent beside the loop: an edit waits on Discord (and its rate limits), and the

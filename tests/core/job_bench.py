@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.core.clock import Clock
 from bot.core.config import Settings
+from bot.core.dispatcher import PROGRESS_INTERVAL
 from bot.core.domain import Job, JobState
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService
@@ -58,6 +59,7 @@ class Bench:
         callbacks: bool = False,
         provider: dict[str, Any] | None = None,
         clock: Clock | None = None,
+        progress_interval: float = PROGRESS_INTERVAL,
         **sections: dict[str, Any],
     ) -> JobService:
         """A job service on the bench's database; ``sections`` are config.toml sections."""
@@ -82,6 +84,7 @@ class Bench:
             settings=settings,
             public_url=public_url,
             clock=clock,
+            progress_interval=progress_interval,
         )
         self._services.append(jobs)
         if listening is not None:

@@ -221,6 +221,31 @@ async def test_a_reply_that_cannot_be_shown_does_not_stop_the_job(bench: Bench) 
     assert (await bench.ended(submission.jobs[0].id)).state is JobState.DELIVERED
 
 
+async def test_a_waiting_member_sees_their_place_move_up(bench: Bench) -> None:
+    bench.fake.processing_seconds = 0.3
+    jobs = await bench.service(queue={"max_running_per_guild": 1}, progress_interval=0.05)
+    await jobs.start()
+    first, _, third = [
+        (
+            await jobs.submit(
+                a_request(),
+                a_target(user_id=USER_ID + n, interaction_token=f"interaction-{n}"),
+                Member(guild_id=GUILD_ID, user_id=USER_ID + n),
+            )
+        ).jobs[0]
+        for n in range(3)
+    ]
+    assert jobs.queue_position(third.id) == 2
+
+    await bench.ended(first.id)
+    async with asyncio.timeout(10.0):
+        while (third.id, 1) not in bench.publisher.progress:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    edits = [position for job_id, position in bench.publisher.progress if job_id == third.id]
+    assert edits[0] == 1  # the first edit is the move: none repeated the place the reply showed
+
+
 async def test_a_create_answered_with_another_jobs_prediction_fails_refunded(
     bench: Bench,
 ) -> None:
