@@ -18,10 +18,8 @@ from bot.client import ImagineBot
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import DiscordSettings, Secrets, Settings
 from bot.core.delivery import DeliveryService
-from bot.core.dispatcher import Dispatcher
 from bot.core.images import ImageStore
-from bot.core.job_trip import JobTrip
-from bot.core.jobs import JobService
+from bot.core.jobs import JobService, job_service_for
 from bot.core.listener import create_listener_app
 from bot.core.providers.registry import provider_clients
 from bot.core.quotas import QuotaService
@@ -91,36 +89,15 @@ async def assemble(
         stack.push_async_callback(bot.close)
         delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock)
         public_url = settings.webhook.public_url
-        trip = JobTrip(
-            repository=repository,
-            providers=providers,
-            router=router,
-            tiers=settings.tiers,
-            images=images,
-            delivery=delivery,
-            settings=settings.jobs,
-            public_url=str(public_url) if public_url else None,
-            clock=clock,
-        )
-        dispatcher = Dispatcher(
-            trip=trip,
-            jobs=repository,
-            router=router,
-            delivery=delivery,
-            max_running=quotas.max_running,
-            providers=list(providers),
-            queue=settings.queue,
-            clock=clock,
-        )
-        quotas.on_policy_change(dispatcher.wake)
-        jobs = JobService(
+        jobs = job_service_for(
+            settings,
             repository=repository,
             quotas=quotas,
             providers=providers,
             router=router,
-            trip=trip,
-            dispatcher=dispatcher,
-            max_prompt_length=settings.discord.max_prompt_length,
+            images=images,
+            delivery=delivery,
+            public_url=str(public_url) if public_url else None,
             clock=clock,
         )
         for cog in (

@@ -10,10 +10,9 @@ import aiosqlite
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryService, Publisher
-from bot.core.dispatcher import PROGRESS_INTERVAL, Dispatcher
+from bot.core.dispatcher import PROGRESS_INTERVAL
 from bot.core.images import ImageStore
-from bot.core.job_trip import JobTrip
-from bot.core.jobs import JobService
+from bot.core.jobs import JobService, job_service_for
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
 from bot.core.routing import Router, router_for
@@ -52,40 +51,16 @@ def job_service(
     ManualClock, its waits end at once on that clock (InstantClock)."""
     clock = InstantClock(clock) if isinstance(clock, ManualClock) else clock or SystemClock()
     repository = JobRepository(connection)
-    quotas = quota_service(connection, settings, clock=clock.now)
-    router = router or router_for(settings, providers, clock=clock.now)
-    delivery = DeliveryService(publisher, images, repository, retry_delays=(), clock=clock)
-    trip = JobTrip(
+    return job_service_for(
+        settings,
         repository=repository,
+        quotas=quota_service(connection, settings, clock=clock.now),
         providers=providers,
-        router=router,
-        tiers=settings.tiers,
+        router=router or router_for(settings, providers, clock=clock.now),
         images=images,
-        delivery=delivery,
-        settings=settings.jobs,
+        delivery=DeliveryService(publisher, images, repository, retry_delays=(), clock=clock),
         public_url=public_url,
-        clock=clock,
-    )
-    dispatcher = Dispatcher(
-        trip=trip,
-        jobs=repository,
-        router=router,
-        delivery=delivery,
-        max_running=quotas.max_running,
-        providers=list(providers),
-        queue=settings.queue,
         clock=clock,
         recovery_seconds=0.05,
         progress_interval=progress_interval,
-    )
-    quotas.on_policy_change(dispatcher.wake)
-    return JobService(
-        repository=repository,
-        quotas=quotas,
-        providers=providers,
-        router=router,
-        trip=trip,
-        dispatcher=dispatcher,
-        max_prompt_length=settings.discord.max_prompt_length,
-        clock=clock,
     )

@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from bot.core.clock import Clock
-from bot.core.dispatcher import Dispatcher
+from bot.core.config import Settings
+from bot.core.delivery import DeliveryService
+from bot.core.dispatcher import PROGRESS_INTERVAL, RECOVERY_SECONDS, Dispatcher
 from bot.core.domain import (
     MAX_IMAGES,
     MAX_SEED,
@@ -29,6 +31,7 @@ from bot.core.domain import (
     Option,
 )
 from bot.core.errors import CallbackRejected, InvalidRequest, ProviderError
+from bot.core.images import ImageStore
 from bot.core.job_trip import ACTIVE_STATES, JobTrip
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
@@ -257,3 +260,55 @@ class JobService:
         ):
             return "duplicate"
         return "accepted"
+
+
+def job_service_for(
+    settings: Settings,
+    *,
+    repository: JobStore,
+    quotas: QuotaService,
+    providers: Mapping[str, ImageProvider],
+    router: Router,
+    images: ImageStore,
+    delivery: DeliveryService,
+    public_url: str | None,
+    clock: Clock,
+    recovery_seconds: float = RECOVERY_SECONDS,
+    progress_interval: float = PROGRESS_INTERVAL,
+) -> JobService:
+    """The job service with its trip and dispatcher, wired from the settings; a change of the
+    guilds' settings wakes the dispatcher."""
+    trip = JobTrip(
+        repository=repository,
+        providers=providers,
+        router=router,
+        tiers=settings.tiers,
+        images=images,
+        delivery=delivery,
+        settings=settings.jobs,
+        public_url=public_url,
+        clock=clock,
+    )
+    dispatcher = Dispatcher(
+        trip=trip,
+        jobs=repository,
+        router=router,
+        delivery=delivery,
+        max_running=quotas.max_running,
+        providers=list(providers),
+        queue=settings.queue,
+        clock=clock,
+        recovery_seconds=recovery_seconds,
+        progress_interval=progress_interval,
+    )
+    quotas.on_policy_change(dispatcher.wake)
+    return JobService(
+        repository=repository,
+        quotas=quotas,
+        providers=providers,
+        router=router,
+        trip=trip,
+        dispatcher=dispatcher,
+        max_prompt_length=settings.discord.max_prompt_length,
+        clock=clock,
+    )
