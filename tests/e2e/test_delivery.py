@@ -52,14 +52,20 @@ async def test_a_deleted_channel_gets_the_image_in_the_private_response(bot: Run
     assert bot.discord.channel_messages[bot.discord.channel_id] == []
 
 
-async def test_a_restart_between_the_private_result_and_its_record_shows_it_once(
-    runner: BotRunner,
-) -> None:
+async def shown_privately_then_forgotten(runner: BotRunner) -> FakeInteraction:
+    """A result shown privately (its channel is gone) whose record a crash lost."""
     runner.discord.delete_channel(runner.discord.channel_id)
     async with runner.run() as bot:
         interaction, _ = await bot.command("imagine", LIGHTHOUSE)
         await eventually(lambda: bot.job_states() == ["delivered"])
     forget_delivery(bot.database)
+    return interaction
+
+
+async def test_a_restart_between_the_private_result_and_its_record_shows_it_once(
+    runner: BotRunner,
+) -> None:
+    interaction = await shown_privately_then_forgotten(runner)
 
     async with runner.run() as bot:
         await eventually(lambda: bot.job_states() == ["delivered"])
@@ -106,11 +112,7 @@ async def test_every_image_of_a_request_shows_in_the_one_private_response(
 async def test_a_restart_after_the_private_result_never_posts_it_in_the_channel_too(
     runner: BotRunner,
 ) -> None:
-    runner.discord.delete_channel(runner.discord.channel_id)
-    async with runner.run() as bot:
-        interaction, _ = await bot.command("imagine", LIGHTHOUSE)
-        await eventually(lambda: bot.job_states() == ["delivered"])
-    forget_delivery(bot.database)
+    interaction = await shown_privately_then_forgotten(runner)
     runner.discord.restore_channel(runner.discord.channel_id)
 
     async with runner.run() as bot:
