@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
-from bot.core.storage.sqlite_dialect import BEGIN_WRITE, CONNECTION_PRAGMAS
+from bot.core.storage.sqlite_dialect import BEGIN_READ, BEGIN_WRITE, CONNECTION_PRAGMAS
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Parameters = Mapping[str, object] | Sequence[object]
+Statement = tuple[str, Parameters]
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -59,3 +66,92 @@ async def _migrate(connection: aiosqlite.Connection) -> None:
         await connection.executescript(
             f"{BEGIN_WRITE};\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
         )
+
+
+async def on_connection_thread(
+    connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]
+) -> T:
+    """Run ``work`` with the connection on its own thread, as one hand-off.
+
+    aiosqlite runs each of its calls this way (``Connection._execute``: a queue put, a thread
+    switch, a future resolved on the loop) but has no public method for a function of ours.
+    This is the one place that reaches for it: several statements then cost one hand-off, and
+    no other coroutine's statement on the shared connection can land between them.
+    """
+    sqlite = connection._conn
+    result: T = await connection._execute(work, sqlite)  # type: ignore[no-untyped-call]
+    return result
+
+
+async def read_together(
+    connection: aiosqlite.Connection, statements: Sequence[Statement]
+) -> list[list[sqlite3.Row]]:
+    """Each statement's rows, read in one transaction and one hand-off: one snapshot, even
+    with another process (``imagine-bot generate``) writing the file meanwhile."""
+
+    def snapshot(sqlite: sqlite3.Connection) -> list[list[sqlite3.Row]]:
+        return _all_or_nothing(sqlite, BEGIN_READ, statements)
+
+    return await on_connection_thread(connection, snapshot)
+
+
+async def write_atomically(
+    connection: aiosqlite.Connection, statements: Sequence[Statement]
+) -> list[list[sqlite3.Row]]:
+    """Run ``statements`` as one transaction in one hand-off, returning each one's rows: all of
+    them take effect or, if one fails, none. No other coroutine's statement on the shared
+    connection can land inside it, so none can be rolled back with it or see half of it."""
+
+    def transaction(sqlite: sqlite3.Connection) -> list[list[sqlite3.Row]]:
+        return _all_or_nothing(sqlite, BEGIN_WRITE, statements)
+
+    return await on_connection_thread(connection, transaction)
+
+
+def _all_or_nothing(
+    sqlite: sqlite3.Connection, begin: str, statements: Sequence[Statement]
+) -> list[list[sqlite3.Row]]:
+    sqlite.execute(begin)
+    try:
+        rows = [sqlite.execute(sql, parameters).fetchall() for sql, parameters in statements]
+        sqlite.execute("COMMIT")
+    except BaseException:
+        _roll_back(sqlite)
+        raise
+    return rows
+
+
+async def write_each(
+    connection: aiosqlite.Connection, statements: Sequence[Statement]
+) -> list[list[sqlite3.Row] | sqlite3.Error]:
+    """Run independent ``statements`` in one transaction and one hand-off, each seeing the
+    ones before it, and return each one's rows or its error.
+
+    A statement that fails (a constraint, say) is undone alone: SQLite aborts the statement,
+    not the transaction, and the others commit together. If SQLite has ended the transaction
+    itself (a full disk, an I/O error), nothing of it stands and every statement fails.
+    """
+
+    def transaction(sqlite: sqlite3.Connection) -> list[list[sqlite3.Row] | sqlite3.Error]:
+        sqlite.execute(BEGIN_WRITE)
+        outcomes: list[list[sqlite3.Row] | sqlite3.Error] = []
+        try:
+            for sql, parameters in statements:
+                try:
+                    outcomes.append(sqlite.execute(sql, parameters).fetchall())
+                except sqlite3.Error as error:
+                    if not sqlite.in_transaction:
+                        raise
+                    outcomes.append(error)
+            sqlite.execute("COMMIT")
+        except BaseException:
+            _roll_back(sqlite)
+            raise
+        return outcomes
+
+    return await on_connection_thread(connection, transaction)
+
+
+def _roll_back(sqlite: sqlite3.Connection) -> None:
+    if sqlite.in_transaction:
+        sqlite.execute("ROLLBACK")

@@ -6,16 +6,15 @@ can never miss a change that took effect.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import aiosqlite
 
 from bot.core.domain import Charge, Tier
+from bot.core.storage.database import Statement, read_together, write_atomically
 from bot.core.storage.protocols import (
     AuditEntry,
     AuditFields,
@@ -26,7 +25,6 @@ from bot.core.storage.protocols import (
     MemberUsage,
     UsageReport,
 )
-from bot.core.storage.sqlite_dialect import BEGIN_WRITE
 
 # The records live with the Protocols; they are importable from here too, as before.
 __all__ = [
@@ -47,33 +45,30 @@ class QuotaRepository:
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
-        # One connection is shared by every coroutine: admin transactions take turns.
-        self._transaction_lock = asyncio.Lock()
 
     async def policy(self, guild_id: int) -> GuildPolicyRecord:
-        """Three reads, one round trip each. Under the transaction lock: on this connection
-        an admin change in progress is visible uncommitted, and half of one (a tier's roles
-        deleted, not yet inserted) must never be read."""
-        async with self._transaction_lock:
-            return await self._read_policy(guild_id)
-
-    async def _read_policy(self, guild_id: int) -> GuildPolicyRecord:
-        settings = await self._db.execute_fetchall(
-            "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        """Three reads in one round trip and one snapshot. An admin change is one transaction
+        on the connection's thread too (``write_atomically``), so half of one (a tier's roles
+        deleted, not yet inserted) is never seen."""
+        settings, limit_rows, role_rows = await read_together(
+            self._db,
+            [
+                ("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)),
+                (
+                    "SELECT subject, subject_id, daily_credits, monthly_credits "
+                    "FROM credit_limits WHERE guild_id = ?",
+                    (guild_id,),
+                ),
+                ("SELECT tier, role_id FROM tier_roles WHERE guild_id = ?", (guild_id,)),
+            ],
         )
         fields = [field.name for field in dataclasses.fields(GuildOverrides)]
         overrides = [GuildOverrides(**{name: row[name] for name in fields}) for row in settings]
         limits: dict[str, dict[int, CreditLimit]] = {"role": {}, "member": {}}
-        for subject, subject_id, daily, monthly in await self._db.execute_fetchall(
-            "SELECT subject, subject_id, daily_credits, monthly_credits FROM credit_limits "
-            "WHERE guild_id = ?",
-            (guild_id,),
-        ):
+        for subject, subject_id, daily, monthly in limit_rows:
             limits[subject][subject_id] = CreditLimit(daily, monthly)
         tier_roles: dict[Tier, set[int]] = {}
-        for tier, role_id in await self._db.execute_fetchall(
-            "SELECT tier, role_id FROM tier_roles WHERE guild_id = ?", (guild_id,)
-        ):
+        for tier, role_id in role_rows:
             tier_roles.setdefault(Tier(tier), set()).add(role_id)
         return GuildPolicyRecord(
             overrides=overrides[0] if overrides else GuildOverrides(),
@@ -108,14 +103,14 @@ class QuotaRepository:
         if unknown:
             raise ValueError(f"unknown guild settings: {sorted(unknown)}")
         columns = list(changes)
-        async with self._transaction():
-            await self._db.execute(
-                f"INSERT INTO guild_settings (guild_id, {', '.join(columns)}) "  # noqa: S608 - checked names
-                f"VALUES (?{', ?' * len(columns)}) ON CONFLICT (guild_id) DO UPDATE SET "
-                + ", ".join(f"{column} = excluded.{column}" for column in columns),
-                (guild_id, *changes.values()),
-            )
-            await self._audit(guild_id, audit)
+        upsert = (
+            f"INSERT INTO guild_settings (guild_id, {', '.join(columns)}) "  # noqa: S608 - checked names
+            f"VALUES (?{', ?' * len(columns)}) ON CONFLICT (guild_id) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in columns)
+        )
+        await write_atomically(
+            self._db, [(upsert, (guild_id, *changes.values())), _audit(guild_id, audit)]
+        )
 
     async def set_limit(
         self,
@@ -127,55 +122,57 @@ class QuotaRepository:
         audit: AuditFields,
     ) -> None:
         """Set (or with None remove) a role's or a member's credit limit."""
-        async with self._transaction():
-            if limit is None:
-                await self._db.execute(
-                    "DELETE FROM credit_limits WHERE guild_id = ? AND subject = ? "
-                    "AND subject_id = ?",
-                    (guild_id, subject, subject_id),
-                )
-            else:
-                await self._db.execute(
-                    "INSERT INTO credit_limits (guild_id, subject, subject_id, daily_credits, "
-                    "monthly_credits) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (guild_id, subject, subject_id) DO UPDATE SET "
-                    "daily_credits = excluded.daily_credits, "
-                    "monthly_credits = excluded.monthly_credits",
-                    (guild_id, subject, subject_id, limit.daily, limit.monthly),
-                )
-            await self._audit(guild_id, audit)
+        change: Statement = (
+            (
+                "DELETE FROM credit_limits WHERE guild_id = ? AND subject = ? AND subject_id = ?",
+                (guild_id, subject, subject_id),
+            )
+            if limit is None
+            else (
+                "INSERT INTO credit_limits (guild_id, subject, subject_id, daily_credits, "
+                "monthly_credits) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (guild_id, subject, subject_id) DO UPDATE SET "
+                "daily_credits = excluded.daily_credits, "
+                "monthly_credits = excluded.monthly_credits",
+                (guild_id, subject, subject_id, limit.daily, limit.monthly),
+            )
+        )
+        await write_atomically(self._db, [change, _audit(guild_id, audit)])
 
     async def set_tier_roles(
         self, guild_id: int, tier: Tier, role_ids: frozenset[int], *, audit: AuditFields
     ) -> None:
         """Restrict a tier to these roles; an empty set opens it to everyone."""
-        async with self._transaction():
-            await self._db.execute(
-                "DELETE FROM tier_roles WHERE guild_id = ? AND tier = ?", (guild_id, tier.value)
-            )
-            await self._db.executemany(
-                "INSERT INTO tier_roles (guild_id, tier, role_id) VALUES (?, ?, ?)",
-                [(guild_id, tier.value, role_id) for role_id in sorted(role_ids)],
-            )
-            await self._audit(guild_id, audit)
+        await write_atomically(
+            self._db,
+            [
+                ("DELETE FROM tier_roles WHERE guild_id = ? AND tier = ?", (guild_id, tier.value)),
+                *(
+                    (
+                        "INSERT INTO tier_roles (guild_id, tier, role_id) VALUES (?, ?, ?)",
+                        (guild_id, tier.value, role_id),
+                    )
+                    for role_id in sorted(role_ids)
+                ),
+                _audit(guild_id, audit),
+            ],
+        )
 
     async def grant(self, guild_id: int, user_id: int, credits: int, *, audit: AuditFields) -> None:
-        async with self._transaction():
-            await self._db.execute(
-                "INSERT INTO credit_grants (guild_id, user_id, credits, granted_by, granted_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (guild_id, user_id, credits, audit.actor_id, audit.now),
-            )
-            await self._audit(guild_id, audit)
+        grant = (
+            "INSERT INTO credit_grants (guild_id, user_id, credits, granted_by, granted_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (guild_id, user_id, credits, audit.actor_id, audit.now),
+        )
+        await write_atomically(self._db, [grant, _audit(guild_id, audit)])
 
     async def reset_member(self, guild_id: int, user_id: int, *, audit: AuditFields) -> None:
-        async with self._transaction():
-            await self._db.execute(
-                "INSERT INTO member_resets (guild_id, user_id, reset_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (guild_id, user_id) DO UPDATE SET reset_at = excluded.reset_at",
-                (guild_id, user_id, audit.now),
-            )
-            await self._audit(guild_id, audit)
+        reset = (
+            "INSERT INTO member_resets (guild_id, user_id, reset_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild_id, user_id) DO UPDATE SET reset_at = excluded.reset_at",
+            (guild_id, user_id, audit.now),
+        )
+        await write_atomically(self._db, [reset, _audit(guild_id, audit)])
 
     async def audit_trail(self, guild_id: int, *, limit: int) -> list[AuditEntry]:
         rows = await self._db.execute_fetchall(
@@ -228,22 +225,11 @@ class QuotaRepository:
             rows=rows,
         )
 
-    # ------------------------------------------------------------------ internals
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        async with self._transaction_lock:
-            await self._db.execute(BEGIN_WRITE)
-            try:
-                yield
-            except BaseException:
-                await self._db.rollback()
-                raise
-            await self._db.commit()
-
-    async def _audit(self, guild_id: int, audit: AuditFields) -> None:
-        await self._db.execute(
-            "INSERT INTO admin_audit (guild_id, actor_id, action, details, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (guild_id, audit.actor_id, audit.action, json.dumps(audit.details), audit.now),
-        )
+def _audit(guild_id: int, audit: AuditFields) -> Statement:
+    """The audit row written in the same transaction as the change it records."""
+    return (
+        "INSERT INTO admin_audit (guild_id, actor_id, action, details, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (guild_id, audit.actor_id, audit.action, json.dumps(audit.details), audit.now),
+    )

@@ -26,6 +26,8 @@ CONNECTION_PRAGMAS = (
 # Starts a transaction that takes the write lock at once, so two connections' multi-statement
 # changes queue up on busy_timeout instead of one failing when it first writes.
 BEGIN_WRITE = "BEGIN IMMEDIATE"
+# Starts a transaction that takes no lock until its first read: a snapshot for several reads.
+BEGIN_READ = "BEGIN DEFERRED"
 
 # Hands back the rows a statement wrote, saving a SELECT. SQLite returns them in no particular
 # order, so callers sort them.

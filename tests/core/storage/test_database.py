@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
-from bot.core.storage.database import migrations, open_database
+import aiosqlite
+import pytest
+
+from bot.core.storage.database import (
+    Statement,
+    migrations,
+    open_database,
+    read_together,
+    write_atomically,
+)
 
 
 async def test_new_database_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
@@ -51,3 +62,61 @@ async def test_commits_are_synced_at_checkpoints_not_at_every_commit(tmp_path: P
         assert row[0] == 1  # NORMAL
     finally:
         await connection.close()
+
+
+async def audit_rows(connection: aiosqlite.Connection) -> list[str]:
+    rows = await connection.execute_fetchall("SELECT action FROM admin_audit ORDER BY id")
+    return [row[0] for row in rows]
+
+
+def an_audit_row(action: str) -> Statement:
+    return (
+        "INSERT INTO admin_audit (guild_id, actor_id, action, details, created_at) "
+        "VALUES (1, 2, ?, '{}', 0)",
+        (action,),
+    )
+
+
+async def test_an_atomic_write_that_fails_part_way_leaves_nothing(
+    connection: aiosqlite.Connection,
+) -> None:
+    breaks_a_constraint = ("INSERT INTO admin_audit (guild_id) VALUES (NULL)", ())
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await write_atomically(connection, [an_audit_row("first"), breaks_a_constraint])
+
+    assert await audit_rows(connection) == []
+    assert not connection.in_transaction
+
+
+async def test_a_failed_atomic_write_never_takes_a_concurrent_write_with_it(
+    connection: aiosqlite.Connection,
+) -> None:
+    breaks_a_constraint = ("INSERT INTO admin_audit (guild_id) VALUES (NULL)", ())
+    failing = write_atomically(
+        connection, [an_audit_row("change"), an_audit_row("its audit"), breaks_a_constraint]
+    )
+
+    outcomes = await asyncio.gather(
+        failing, connection.execute_insert(*an_audit_row("meanwhile")), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[0], sqlite3.IntegrityError)
+    assert await audit_rows(connection) == ["meanwhile"]
+
+
+async def test_reads_together_return_each_statements_rows(
+    connection: aiosqlite.Connection,
+) -> None:
+    await write_atomically(connection, [an_audit_row("a"), an_audit_row("b")])
+
+    counted, listed = await read_together(
+        connection,
+        [
+            ("SELECT count(*) FROM admin_audit", ()),
+            ("SELECT action FROM admin_audit ORDER BY id", ()),
+        ],
+    )
+
+    assert [tuple(row) for row in counted] == [(2,)]
+    assert [row["action"] for row in listed] == ["a", "b"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -26,6 +27,22 @@ async def test_created_job_round_trips_every_field(repository: JobRepository) ->
     assert loaded.target == target
     assert loaded.callback_token == "tok.1"  # one token per job of the request
     assert loaded.created_at.timestamp() == 100.0
+
+
+async def test_a_reserved_job_is_returned_as_a_read_of_its_row_shows_it(
+    repository: JobRepository,
+) -> None:
+    request = a_request("a red fox", seed=7, negative_prompt="fog", chosen=frozenset({Option.SEED}))
+    target = a_target(interaction_expires_at=datetime(2026, 12, 3, 12, 0, 0, 123457, UTC))
+    created = await repository.create(
+        request,
+        target,
+        callback_token="tok",
+        now=1_764_763_200.123456,
+        reservation=a_reservation(credits=2, jobs=3),
+    )
+    assert [job.batch_index for job in created] == [1, 2, 3]
+    assert created == [await repository.get(job.id) for job in created]
 
 
 async def test_happy_path_moves_through_every_state(repository: JobRepository) -> None:
