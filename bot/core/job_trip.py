@@ -138,9 +138,13 @@ class JobTrip:
     def reply_pending(self, job: Job) -> bool:
         return job.target.interaction_token in self._replies
 
-    async def _show_started(self, job: Job) -> None:
+    async def _show_started(self, job: Job, submitting: asyncio.Future[Job]) -> None:
+        """Tell the member their image is being made, once their reply is shown, unless it is
+        already made by then: the result comes next, and a status saying "Generating" after
+        it would be wrong (and one more Discord call per job under a burst)."""
         await self._reply_first(job)
-        await self._delivery.progress(job, None)
+        if not _made(submitting):
+            await self._delivery.progress(job, None)
 
     async def _reply_first(self, job: Job) -> None:
         reply = self._replies.get(job.target.interaction_token)
@@ -185,7 +189,8 @@ class JobTrip:
             if job.state is JobState.QUEUED:
                 # The create goes out at once; the member's status changes beside it, after
                 # their reply (the edit waits on Discord, and its rate limits).
-                job, _ = await asyncio.gather(self._submit(job), self._show_started(job))
+                submitting = asyncio.ensure_future(self._submit(job))
+                job, _ = await asyncio.gather(submitting, self._show_started(job, submitting))
             if job.state is JobState.SUBMITTED:
                 job = await self._await_result(job)
             if job.state in (JobState.SUCCEEDED, JobState.FAILED):
@@ -410,3 +415,10 @@ class JobTrip:
             return None
         query = urlencode({"job": job.id, "token": job.callback_token})
         return f"{self._public_url}/callbacks/{provider_name}?{query}"
+
+
+def _made(submitting: asyncio.Future[Job]) -> bool:
+    """Whether the create has ended with the job's outcome in: its image, or its failure."""
+    if not submitting.done() or submitting.cancelled() or submitting.exception() is not None:
+        return False
+    return submitting.result().state in (JobState.SUCCEEDED, JobState.FAILED)

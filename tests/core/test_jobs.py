@@ -566,6 +566,24 @@ async def test_the_member_hears_when_their_job_starts(bench: Bench) -> None:
     assert (job.id, None) in bench.publisher.progress
 
 
+async def test_a_job_made_before_its_reply_is_shown_never_says_it_is_generating(
+    bench: Bench,
+) -> None:
+    bench.fake.start_delay = bench.fake.processing_seconds = 0.0  # the create answers "done"
+    jobs = await bench.service()
+    await jobs.start()
+
+    async def reply(submission: Submission, position: int | None) -> None:
+        await bench.reaches(submission.jobs[0].id, (JobState.SUCCEEDED,))
+
+    submission = await jobs.submit(a_request(), a_target(), A_MEMBER, reply=reply)
+    ended = await bench.ended(submission.jobs[0].id)
+
+    assert ended.state is JobState.DELIVERED
+    assert (ended.id, None) not in bench.publisher.progress
+    assert [job_id for job_id, _, _ in bench.publisher.images] == [ended.id]
+
+
 async def test_canceling_a_running_job_cancels_it_at_the_provider(bench: Bench) -> None:
     bench.fake.processing_seconds = 60
     jobs = await bench.service()
