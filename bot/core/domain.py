@@ -208,6 +208,10 @@ class Job:
     maybe_created_at: tuple[str, ...] = ()
     # When the result was first shown in the member's private response instead of the channel.
     private_delivery_at: datetime | None = None
+    # The job whose result this request was started from (a button, a shared prompt).
+    remix_of: int | None = None
+    # The channel message showing the request's images, once posted.
+    result_message_id: int | None = None
 
     @property
     def generation_seconds(self) -> float | None:

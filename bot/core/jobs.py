@@ -125,8 +125,10 @@ class JobService:
         member: Member,
         *,
         reply: Reply | None = None,
+        remix_of: int | None = None,
     ) -> Submission:
         """Store a validated request as queued jobs holding their credits, and queue them.
+        ``remix_of``: the job whose result the member started this request from (a button).
 
         Raises InvalidRequest (or a subclass naming the limit) and stores nothing when the
         prompt, a provider's limits, a queue limit or the member's credits say no. ``reply``
@@ -147,6 +149,7 @@ class JobService:
             callback_token=secrets.token_urlsafe(32),
             now=self._clock.now(),
             reservation=reservation,
+            remix_of=remix_of,
         )
         if not jobs:
             raise await self._quotas.refusal(member, reservation)
@@ -172,6 +175,14 @@ class JobService:
         finally:
             self._trip.reply_shown(target.interaction_token)
         return submission
+
+    async def job(self, job_id: int) -> Job:
+        """A job by id, for a button on its result; InvalidRequest when there is none (a
+        ``custom_id`` is member-visible text, so any id may come back)."""
+        job = await self._jobs.get(job_id)
+        if job is None:
+            raise InvalidRequest("I no longer know that image; try /imagine instead.")
+        return job
 
     def queue_position(self, job_id: int) -> int | None:
         """1 for the next job to start; None once it has started."""

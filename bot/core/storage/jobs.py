@@ -78,6 +78,8 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         not_applied=_options(row["not_applied"]),
         maybe_created_at=tuple(json.loads(row["maybe_created_at"])),
         private_delivery_at=_to_datetime(row["private_delivery_at"]),
+        remix_of=row["remix_of"],
+        result_message_id=row["result_message_id"],
     )
 
 
@@ -88,6 +90,7 @@ def _as_inserted(
     callback_token: str,
     now: float,
     reservation: Reservation,
+    remix_of: int | None,
 ) -> Job:
     """The job a reservation's INSERT wrote, from the values it was given: every column it
     does not set starts at its schema default, which is ``Job``'s default too. Spares reading
@@ -116,6 +119,7 @@ def _as_inserted(
         charge=Charge.RESERVED,
         batch_index=row["batch_index"],
         batch_size=reservation.jobs,
+        remix_of=remix_of,
     )
 
 
@@ -192,14 +196,14 @@ _RESERVE = f"""
                       batch_index, batch_size,
                       guild_id, channel_id, user_id, application_id, interaction_token,
                       interaction_expires_at, attachment_size_limit, callback_token,
-                      created_at, updated_at, credits, charge)
+                      created_at, updated_at, credits, charge, remix_of)
     SELECT :queued, :prompt, :tier, :aspect_ratio, :safety, :output_format,
            :negative_prompt, :seed, :image_count, :chosen_options,
            batch.n, :jobs,
            :guild, :channel, :user, :application, :interaction_token,
            :interaction_expires_at, :attachment_size_limit,
            :callback_token || '.' || batch.n,
-           :now, :now, :credits, :reserved
+           :now, :now, :credits, :reserved, :remix_of
     FROM {BATCH_ROWS}
     WHERE {_WITHIN_LIMITS}
     RETURNING id, batch_index
@@ -242,9 +246,10 @@ class JobRepository:
         callback_token: str,
         now: float,
         reservation: Reservation,
+        remix_of: int | None = None,
     ) -> list[Job]:
         """Store ``reservation.jobs`` queued jobs holding their credits, or none if a limit
-        says no.
+        says no; ``remix_of`` names the job whose result the request was started from.
 
         One INSERT … SELECT … WHERE … RETURNING: SQLite runs each statement atomically, so
         checking the limits and taking the credits cannot be split by a concurrent request
@@ -278,11 +283,15 @@ class JobRepository:
                 "now": now,
                 "reserved": Charge.RESERVED.value,
                 "released": Charge.RELEASED.value,
+                "remix_of": remix_of,
                 **_limits(reservation),
             },
         )
         return sorted(
-            (_as_inserted(row, request, target, callback_token, now, reservation) for row in rows),
+            (
+                _as_inserted(row, request, target, callback_token, now, reservation, remix_of)
+                for row in rows
+            ),
             key=lambda job: job.id,
         )
 
@@ -452,8 +461,11 @@ class JobRepository:
             charge=Charge.RELEASED.value,
         )
 
-    async def mark_delivered(self, job_id: int, *, now: float) -> Job | None:
-        """Posted: a succeeded job's credits are now spent for good."""
+    async def mark_delivered(
+        self, job_id: int, *, now: float, message_id: int | None = None
+    ) -> Job | None:
+        """Posted (in ``message_id`` when it went to the channel): a succeeded job's credits
+        are now spent for good."""
         return await self._transition(
             job_id,
             (JobState.SUCCEEDED, JobState.FAILED),
@@ -461,6 +473,7 @@ class JobRepository:
             now,
             delivered_at=now,
             charge=_COMMIT_IF_SUCCEEDED,
+            result_message_id=message_id,
         )
 
     async def mark_undeliverable(self, job_id: int, *, reason: str, now: float) -> Job | None:

@@ -109,6 +109,7 @@ class JobStore(Protocol):
         callback_token: str,
         now: float,
         reservation: Reservation,
+        remix_of: int | None = None,
     ) -> list[Job]:
         """``reservation.jobs`` queued jobs holding their credits, in id order, or none when
         a limit says no; checking the limits and storing the jobs is one atomic step."""
@@ -168,7 +169,9 @@ class JobStore(Protocol):
 
     async def mark_canceled(self, job_id: int, *, now: float) -> Job | None: ...
 
-    async def mark_delivered(self, job_id: int, *, now: float) -> Job | None: ...
+    async def mark_delivered(
+        self, job_id: int, *, now: float, message_id: int | None = None
+    ) -> Job | None: ...
 
     async def mark_undeliverable(self, job_id: int, *, reason: str, now: float) -> Job | None: ...
 

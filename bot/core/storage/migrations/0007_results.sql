@@ -1,0 +1,8 @@
+-- Results people act on (issue 10).
+--
+-- remix_of:          the job whose result a member's button (Reroll, another tier, Edit) or a
+--                    shared prompt started this request from; its result says "remix of #N".
+-- result_message_id: the channel message that shows the request's images, once posted: the
+--                    member's status links to it ("Done — jump to result").
+ALTER TABLE jobs ADD COLUMN remix_of INTEGER REFERENCES jobs (id) ON DELETE SET NULL;
+ALTER TABLE jobs ADD COLUMN result_message_id INTEGER;
