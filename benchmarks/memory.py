@@ -145,7 +145,7 @@ class Deliverer:
         )
         # What DiscordPublisher.post_in_channel sends, built as it builds it, and posted as
         # discord.py's HTTPClient posts a multipart message.
-        result = await self.delivery._result(job)
+        [result] = await self.delivery._results([job])
         with handle_message_parameters(content="<@1>", files=_files(result.attachments)) as params:
             assert params.multipart is not None
             form = aiohttp.FormData(quote_fields=False)

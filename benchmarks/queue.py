@@ -72,7 +72,7 @@ import aiosqlite
 from pydantic import SecretStr
 
 from bot.core.config import ReplicateProviderSettings, Settings
-from bot.core.delivery import Result
+from bot.core.delivery import Posted, Result
 from bot.core.domain import (
     DiscordTarget,
     GenerationRequest,
@@ -397,9 +397,10 @@ class CountingPublisher(RecordingPublisher):
         self._expected = expected
         self.all_posted = asyncio.Event()
 
-    async def post_in_channel(self, result: Result) -> None:
-        await super().post_in_channel(result)
+    async def post_in_channel(self, results: Sequence[Result]) -> Posted:
+        posted = await super().post_in_channel(results)
         self._count()
+        return posted
 
     def _count(self) -> None:
         if len(self.images) + len(self.failed_jobs) >= self._expected:

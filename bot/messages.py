@@ -16,10 +16,16 @@ from typing import Any, cast
 
 import discord
 
-from bot.core.domain import Job, Option, Tier
+from bot.core.delivery import Posted, Result
+from bot.core.domain import Job, Option, SafetyLevel, Tier
 from bot.core.jobs import Submission
 
 TIER_LABELS = {Tier.FAST: "Fast", Tier.STANDARD: "Standard", Tier.ULTRA: "Ultra"}
+SAFETY_LABELS = {
+    SafetyLevel.BLOCK_LOW_AND_ABOVE: "Strict",
+    SafetyLevel.BLOCK_MEDIUM_AND_ABOVE: "Balanced",
+    SafetyLevel.BLOCK_ONLY_HIGH: "Lenient",
+}
 COLOUR_OK = discord.Colour.green()
 COLOUR_WAIT = discord.Colour.blurple()
 COLOUR_ERROR = discord.Colour.red()
@@ -218,7 +224,7 @@ def queued_embed(
     if submission is not None and len(submission.jobs) > 1:
         embed.add_field(
             name="Images",
-            value=f"{len(submission.jobs)} images, each posted when it is ready.",
+            value=f"{len(submission.jobs)} images, posted together once all are ready.",
             inline=False,
         )
     if submission is not None and submission.not_applied:
@@ -231,50 +237,114 @@ def _credits(credits: int) -> str:
     return f"{credits} credit{'' if credits == 1 else 's'}"
 
 
-def result_embed(job: Job, image_filename: str | None, oversized: Sequence[str]) -> discord.Embed:
-    embed = discord.Embed(
-        description=quote(job.request.prompt, DESCRIPTION_LIMIT), colour=COLOUR_OK
-    )
-    embed.add_field(name="Tier", value=TIER_LABELS[job.request.tier])
-    embed.add_field(name="Aspect ratio", value=job.request.aspect_ratio.value)
-    seconds = job.generation_seconds
-    if seconds is not None:
-        embed.add_field(name="Took", value=f"{seconds:.1f} s")
-    if job.request.negative_prompt:
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def _times(job: Job) -> str | None:
+    """ "waited 6.1 s · generated in 3.0 s": the wait in the queue apart from the making."""
+    if job.submitted_at is None or job.finished_at is None:
+        return None
+    waited = (job.submitted_at - job.created_at).total_seconds()
+    made = (job.finished_at - job.submitted_at).total_seconds()
+    return f"waited {_seconds(max(waited, 0.0))} · generated in {_seconds(max(made, 0.0))}"
+
+
+def applied_options(job: Job) -> list[str]:
+    """The options the image was really made with: a seed or negative prompt the provider
+    could not apply is not claimed (issue 4 says so in a note instead)."""
+    request = job.request
+    applied = [f"Safety: {SAFETY_LABELS[request.safety]}"]
+    if Option.OUTPUT_FORMAT in request.chosen and Option.OUTPUT_FORMAT not in job.not_applied:
+        applied.append(f"Format: {request.output_format.value.upper()}")
+    if request.seed is not None and Option.SEED not in job.not_applied:
+        applied.append(f"Seed: {request.seed}")
+    return applied
+
+
+def request_embed(results: Sequence[Result]) -> discord.Embed:
+    """The one embed under a request's images: only what is true of them."""
+    first = results[0].job
+    request = first.request
+    embed = discord.Embed(description=quote(request.prompt, DESCRIPTION_LIMIT), colour=COLOUR_OK)
+    embed.add_field(name="Tier", value=TIER_LABELS[request.tier])
+    embed.add_field(name="Aspect ratio", value=request.aspect_ratio.value)
+    embed.add_field(name="Options", value=" · ".join(applied_options(first)))
+    times = _times(max(results, key=lambda result: result.job.finished_at or first.created_at).job)
+    if times is not None:
+        embed.add_field(name="Time", value=times, inline=False)
+    if request.negative_prompt and Option.NEGATIVE_PROMPT not in first.not_applied:
         embed.add_field(
             name="Not in the image",
-            value=quote(job.request.negative_prompt, FIELD_VALUE_LIMIT),
+            value=quote(request.negative_prompt, FIELD_VALUE_LIMIT),
             inline=False,
         )
-    if job.effective_prompt and job.effective_prompt != job.request.prompt:
+    if first.effective_prompt and first.effective_prompt != request.prompt:
         embed.add_field(
             name="Prompt as the service rewrote it",
-            value=quote(job.effective_prompt, FIELD_VALUE_LIMIT),
+            value=quote(first.effective_prompt, FIELD_VALUE_LIMIT),
             inline=False,
         )
-    if job.not_applied:
-        embed.add_field(name="Note", value=not_applied_text(job.not_applied), inline=False)
-    if len(job.image_paths) < job.request.image_count:
+    if first.not_applied:
+        embed.add_field(name="Note", value=not_applied_text(first.not_applied), inline=False)
+    asked = request.image_count * first.batch_size
+    shown = sum(len(result.attachments) for result in results)
+    made = sum(len(result.job.image_paths) for result in results)
+    if made < asked:
         embed.add_field(
             name="Fewer images",
             value=(
-                f"{len(job.image_paths)} of the {job.request.image_count} images came back (the "
-                "service filtered the others); you were charged only for these."
+                f"{made} of the {asked} images came back (the service filtered or failed the "
+                "others); you were charged only for these."
             ),
             inline=False,
         )
-    if image_filename is not None:
-        embed.set_image(url=f"attachment://{image_filename}")
-    if oversized:
+    notes = list(dict.fromkeys(note for result in results for note in result.notes))
+    if notes:
+        embed.add_field(name="Re-encoded", value=" ".join(notes), inline=False)
+    if shown < made:
         embed.add_field(
             name="Not attached",
             value=(
-                f"{len(oversized)} image(s) did not fit this server's upload limit; "
-                f"they are kept with job #{job.id}."
+                f"{made - shown} image(s) could not be made to fit this server's upload limit; "
+                f"they are kept with job #{first.id}."
             ),
             inline=False,
         )
-    embed.set_footer(text=f"Job #{job.id} · {_credits(job.credits)} · {_settings_line(job)}")
+    if first.remix_of is not None:
+        embed.set_author(name=f"Remix of #{first.remix_of}")
+    credits = sum(result.job.credits for result in results)
+    ids = [result.job.id for result in results]
+    jobs = f"Job #{ids[0]}" if len(ids) == 1 else f"Jobs #{ids[0]} to #{ids[-1]}"
+    embed.set_footer(text=f"{jobs} · {_credits(credits)} charged")
+    return fit(embed)
+
+
+def outcome_embed(job: Job, posted: Posted | None, failed: Sequence[Job]) -> discord.Embed:
+    """The member's private status, at its end: "Done" with a link to the post, and any
+    image that could not be made, in plain words."""
+    if posted is None:
+        [embed] = fit_all([failure_embed(failure) for failure in failed][:1])
+        if len(failed) > 1:
+            embed.add_field(
+                name="Images",
+                value=f"None of the {len(failed)} images could be made.",
+                inline=False,
+            )
+        return fit(embed)
+    embed = discord.Embed(
+        title="Done",
+        description=f"[Jump to your result]({posted.jump_url})",
+        colour=COLOUR_OK,
+    )
+    for failure in failed[: MAX_FIELDS - 1]:
+        refund = f" {_credits(failure.credits).capitalize()} given back." if failure.credits else ""
+        embed.add_field(
+            name=f"Image {failure.batch_index} could not be made",
+            value=clip((failure.error or "The job failed.") + refund, FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    embed.set_footer(text=f"Job #{job.id}")
     return fit(embed)
 
 

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import discord
 
-from bot.core.delivery import Attachment, Result
+from bot.core.delivery import Attachment, Posted, Result
 from bot.core.domain import Job
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
-from bot.messages import failure_embed, fit_all, queued_embed, requester_only, result_embed
+from bot.messages import (
+    failure_embed,
+    fit_all,
+    outcome_embed,
+    queued_embed,
+    request_embed,
+    requester_only,
+)
 
 log = logging.getLogger(__name__)
 
+# The buttons under a posted result (bot.buttons.result_view), given by the composition root.
+ResultView = Callable[[Job], discord.ui.View]
+
 FALLBACK_NOTE = "I could not post in that channel, so here is your result privately."
+DIRECT_NOTE = "Here is what became of your /imagine request (its channel could not be used)."
 # Discord accepts "@original" wherever an interaction webhook takes a message id.
 ORIGINAL_RESPONSE = cast(int, "@original")
 # 50027 "Invalid Webhook Token": the 15-minute interaction token has expired (401). Retrying
@@ -34,44 +45,82 @@ def token_refused(error: discord.HTTPException) -> bool:
 
 
 class DiscordPublisher:
-    """Posts results in the job's channel, else shows them in the member's private response.
+    """Posts results in the job's channel, else shows them in the member's private response,
+    else in a direct message; failures go only to the member.
 
     The channel is addressed by id (a partial messageable) so delivery works after a restart
     with an empty cache. When the channel is gone or closed to the bot, the interaction
     webhook still reaches the member for 15 minutes, without any channel permission.
     """
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, *, result_view: ResultView | None = None) -> None:
         self._client = client
+        self._result_view = result_view
 
-    async def post_in_channel(self, result: Result) -> None:
-        job = result.job
+    async def post_in_channel(self, results: Sequence[Result]) -> Posted:
+        """One message for the request: every image attached (Discord shows several as one
+        gallery), one embed, one mention of the member who asked."""
+        job = results[0].job
         target = job.target
         channel = self._client.get_partial_messageable(target.channel_id, guild_id=target.guild_id)
+        extra: dict[str, Any] = {}
+        if self._result_view is not None:
+            extra["view"] = self._result_view(job)
         try:
-            await channel.send(
+            message = await channel.send(
                 content=f"<@{target.user_id}>",
-                embed=_embed(result),
-                files=_files(result.attachments),
+                embed=request_embed(results),
+                files=_files(a for result in results for a in result.attachments),
                 allowed_mentions=requester_only(target.user_id),
                 # Discord drops a second message with the same enforced nonce, so a restart
                 # between posting and recording the post does not ping the member twice.
                 nonce=f"imagine-job-{job.id}",
+                **extra,
             )
         except (discord.NotFound, discord.Forbidden) as exc:
             raise ChannelUnavailable(detail=f"channel {target.channel_id} refused: {exc}") from exc
+        return Posted(message_id=message.id, jump_url=message.jump_url)
 
     async def show_privately(self, results: Sequence[Result]) -> None:
         """Edit the member's original ephemeral response: an edit shows the same thing however
         often it is repeated, so a restart between it and its record never sends twice."""
-        job = results[-1].job
+        job = results[0].job
         try:
             await self._interaction_webhook(job).edit_message(
                 ORIGINAL_RESPONSE,
                 content=FALLBACK_NOTE,
-                # A request has at most 4 jobs; their embeds share one 6,000-character total.
-                embeds=fit_all([_embed(result) for result in results]),
+                embeds=_private_embeds(results),
                 attachments=_files(a for result in results for a in result.attachments),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            if token_refused(exc):
+                raise DeliveryFailed(detail=f"interaction webhook refused: {exc}") from exc
+            raise
+
+    async def send_direct(self, results: Sequence[Result]) -> None:
+        """A direct message to the member: the route left once their 15-minute interaction
+        token has expired. 50007 (cannot send messages to this user: DMs closed, no shared
+        server) and a user Discord does not know end it."""
+        job = results[0].job
+        try:
+            channel = await self._client.create_dm(discord.Object(id=job.target.user_id))
+            await channel.send(
+                content=DIRECT_NOTE,
+                embeds=_private_embeds(results),
+                files=_files(a for result in results for a in result.attachments),
+                allowed_mentions=discord.AllowedMentions.none(),
+                nonce=f"imagine-dm-{job.id}",
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise DeliveryFailed(detail=f"direct message refused: {exc}") from exc
+
+    async def show_outcome(self, job: Job, posted: Posted | None, failed: Sequence[Job]) -> None:
+        try:
+            await self._interaction_webhook(job).edit_message(
+                ORIGINAL_RESPONSE,
+                content=None,
+                embed=outcome_embed(job, posted, failed),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
@@ -102,11 +151,13 @@ class DiscordPublisher:
         return webhook
 
 
-def _embed(result: Result) -> discord.Embed:
-    if result.job.error is not None:
-        return failure_embed(result.job)
-    first = result.attachments[0].filename if result.attachments else None
-    return result_embed(result.job, first, result.oversized)
+def _private_embeds(results: Sequence[Result]) -> list[discord.Embed]:
+    """The request's images (one embed) and each failure (one embed each, at most 4 jobs a
+    request), within one message's limits."""
+    made = [result for result in results if result.job.error is None]
+    failed = [result.job for result in results if result.job.error is not None]
+    embeds = [request_embed(made)] if made else []
+    return fit_all([*embeds, *(failure_embed(job) for job in failed)])
 
 
 def _files(attachments: Iterable[Attachment]) -> list[discord.File]:

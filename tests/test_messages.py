@@ -16,6 +16,7 @@ from pathlib import Path
 import discord
 import pytest
 
+from bot.core.delivery import Attachment, Posted, Result
 from bot.core.domain import Job, JobState, Option, Tier
 from bot.core.jobs import Submission
 from bot.core.quotas import Allowance, GuildPolicy, PeriodUsage, QuotaStatus
@@ -25,9 +26,10 @@ from bot.messages import (
     error_embed,
     failure_embed,
     fit_all,
+    outcome_embed,
     queued_embed,
     quote,
-    result_embed,
+    request_embed,
 )
 from cogs.admin import audit_embed, policy_embed, providers_embed, usage_embed
 from cogs.queue import queue_embed
@@ -141,7 +143,16 @@ def every_message() -> dict[str, list[discord.Embed]]:
     return {
         "first reply": [queued_embed(job, 3, submission=Submission([job] * 4, job.not_applied))],
         "progress edit": [queued_embed(job, None)],
-        "result": [result_embed(job, "7-1.jpg", ["7-2.jpg", "7-3.jpg"])],
+        "result": [
+            request_embed(
+                [
+                    Result(job, (Attachment(Path("7-1.jpg"), 1),), ("7-2.jpg",), (long_error,))
+                    for _ in range(4)
+                ]
+            )
+        ],
+        "done": [outcome_embed(job, Posted(1, "https://discord.com/channels/1/2/3"), [job] * 4)],
+        "all failed": [outcome_embed(job, None, [job] * 4)],
         "failure": [failure_embed(job)],
         "error reply": [error_embed(long_error * 20)],
         "/queue": [queue_embed([(job, n or None) for n in range(8)])],
@@ -179,7 +190,7 @@ def test_a_cut_quote_ends_on_a_whole_escape() -> None:
 def test_a_prompt_that_fits_is_shown_whole(prompt: str) -> None:
     job = a_job(request=a_request(prompt), effective_prompt=None)
 
-    assert result_embed(job, "7-1.jpg", []).description == prompt
+    assert request_embed([Result(job)]).description == prompt
 
 
 def test_a_cut_prompt_in_the_reply_follows_the_status_sentence_and_ends_in_an_ellipsis() -> None:
@@ -192,14 +203,49 @@ def test_a_cut_prompt_in_the_reply_follows_the_status_sentence_and_ends_in_an_el
 
 
 def test_a_result_over_the_total_shortens_the_prompt_and_keeps_the_settings() -> None:
-    embed = result_embed(a_job(), "7-1.jpg", [])
+    embed = request_embed([Result(a_job())])
 
-    assert embed.footer.text == (
-        "Job #7 · 2 credits · Imagen 4 Fast · 16:9 · JPG · block medium and above · seed 42 "
-        "· image 2 of 4"
-    )
+    assert embed.footer.text == "Job #7 · 2 credits charged"
     assert len(embed) <= 6000
     assert (embed.description or "").endswith("…")
+
+
+def options_shown(job: Job) -> str | None:
+    return {field.name: field.value for field in request_embed([Result(job)]).fields}["Options"]
+
+
+def test_a_result_names_the_options_applied_with_readable_labels() -> None:
+    assert options_shown(a_job(not_applied=frozenset())) == (
+        "Safety: Balanced · Format: JPG · Seed: 42"
+    )
+
+
+def test_a_seed_the_provider_could_not_apply_is_not_claimed() -> None:
+    assert options_shown(a_job(not_applied=frozenset({Option.SEED}))) == (
+        "Safety: Balanced · Format: JPG"
+    )
+
+
+def test_a_result_says_how_long_it_waited_apart_from_how_long_it_took() -> None:
+    created = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+    job = a_job(
+        created_at=created,
+        submitted_at=created + timedelta(seconds=6.1),
+        finished_at=created + timedelta(seconds=9.1),
+    )
+
+    fields = {field.name: field.value for field in request_embed([Result(job)]).fields}
+
+    assert fields["Time"] == "waited 6.1 s · generated in 3.0 s"
+
+
+def test_the_end_of_a_members_status_links_to_the_result() -> None:
+    posted = Posted(3, "https://discord.com/channels/1/2/3")
+
+    embed = outcome_embed(a_job(), posted, [])
+
+    assert embed.title == "Done"
+    assert embed.description == "[Jump to your result](https://discord.com/channels/1/2/3)"
 
 
 def refund_notes(embed: discord.Embed) -> list[str]:

@@ -1,11 +1,16 @@
-"""Delivery: post a finished job's result through a Publisher port and record the outcome.
+"""Delivery: show a finished request to its member through a Publisher port, and record it.
 
-Two routes, in order: the job's channel, then the member's own private response to the
-command (the interaction's ``@original`` message, reachable for 15 minutes). The private route
-is an edit that shows every privately delivered result of the request at once, so repeating
-it after a crash shows the same thing again instead of sending a second message. Once a job
-has taken the private route it never goes back to the channel: the edit may already show it,
-and a channel that works again would post a second copy.
+A request (one ``/imagine``) may be several jobs; the last of them to end concludes it for all
+(so its images are one message, posted when the last one is in). Images go to the job's
+channel, else to the member's own private response to the command (the interaction's
+``@original`` message, reachable for 15 minutes), else to a direct message. A failure is
+never posted in the channel (it may quote a blocked prompt): it goes to the member's private
+response, else to a direct message. The member's private status ends in the outcome either
+way: "Done" with a link to the post, or the failure in plain words. When no route reaches
+the member, the jobs are kept as undeliverable with their images on disk.
+
+Once a job has taken the private route it never goes back to the channel: the edit may
+already show it, and a channel that works again would post a second copy.
 """
 
 from __future__ import annotations
@@ -21,21 +26,22 @@ from typing import Protocol
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.domain import Job, JobState
-from bot.core.errors import ChannelUnavailable, DeliveryFailed
+from bot.core.errors import BotError, ChannelUnavailable, DeliveryFailed
+from bot.core.fitting import fitted
 from bot.core.images import ImageStore
 from bot.core.storage.protocols import JobStore
 
 log = logging.getLogger(__name__)
 
 # Transient errors (Discord 5xx after discord.py's own retries, a dropped connection) get a
-# few more tries with this backoff before the job is marked undeliverable.
+# few more tries with this backoff before the request is marked undeliverable.
 RETRY_DELAYS_SECONDS = (2.0, 10.0, 30.0)
+_IN_PROGRESS = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A stored image to upload: the publisher streams it from ``path``; ``size`` (from the
-    file's metadata) decides whether it fits the upload limit without reading it."""
+    """A stored image to upload: the publisher streams it from ``path``."""
 
     path: Path
     size: int
@@ -47,24 +53,42 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A finished job as it is shown: its images that fit the upload limit, the names of
-    those that do not (kept on disk), or, for a failed job, no images at all."""
+    """A finished job as it is shown: its images as uploaded (re-encoded where the upload
+    limit asked for it, said in ``notes``), the names of any that could not be made to fit
+    (kept on disk), or, for a failed job, no images at all."""
 
     job: Job
     attachments: tuple[Attachment, ...] = ()
     oversized: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a request's images were posted in a channel."""
+
+    message_id: int
+    jump_url: str
 
 
 class Publisher(Protocol):
     """What the core needs from Discord."""
 
-    async def post_in_channel(self, result: Result) -> None:
-        """Post the result in the job's channel. Raise ChannelUnavailable when the channel
-        is gone or closed to the bot."""
+    async def post_in_channel(self, results: Sequence[Result]) -> Posted:
+        """Post a request's images as one message in its channel. Raise ChannelUnavailable
+        when the channel is gone or closed to the bot."""
 
     async def show_privately(self, results: Sequence[Result]) -> None:
         """Make the member's private response show these results of one request, replacing
         what it showed. Raise DeliveryFailed when the interaction token no longer works."""
+
+    async def send_direct(self, results: Sequence[Result]) -> None:
+        """Send the member a direct message with these results (images or failures). Raise
+        DeliveryFailed when the member cannot be messaged (DMs closed, no shared server)."""
+
+    async def show_outcome(self, job: Job, posted: Posted | None, failed: Sequence[Job]) -> None:
+        """End the member's private status: "Done" linking to ``posted`` and/or the
+        failures in plain words. Raise DeliveryFailed when the interaction token is gone."""
 
     async def publish_progress(self, job: Job, position: int | None) -> None:
         """Update the member's queued message: a new position, or None once it started."""
@@ -74,7 +98,7 @@ def within_upload_limit(results: Sequence[Result], limit: int) -> list[Result]:
     """One message's files must fit the upload limit together (Discord answers 413 40005
     otherwise); files past it are named as oversized instead, kept on disk."""
     room = limit
-    fitted: list[Result] = []
+    fitted_results: list[Result] = []
     for result in results:
         kept: list[Attachment] = []
         named = list(result.oversized)
@@ -84,8 +108,8 @@ def within_upload_limit(results: Sequence[Result], limit: int) -> list[Result]:
                 room -= attachment.size
             else:
                 named.append(attachment.filename)
-        fitted.append(Result(result.job, tuple(kept), tuple(named)))
-    return fitted
+        fitted_results.append(Result(result.job, tuple(kept), tuple(named), result.notes))
+    return fitted_results
 
 
 class DeliveryService:
@@ -103,46 +127,39 @@ class DeliveryService:
         self._jobs = repository
         self._clock = clock or SystemClock()
         self._retry_delays = retry_delays
-        # One edit of a member's private response at a time, so a progress edit can never
-        # land on top of a result shown there.
+        # One conclusion or edit of a request's private response at a time: a progress edit
+        # never lands on top of its outcome, and two jobs of a request ending together do
+        # not both post it.
         self._responses: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
 
     async def deliver(self, job: Job) -> None:
-        """Post a succeeded or failed job once, then mark it delivered or undeliverable."""
-        for attempt, delay in enumerate((*self._retry_delays, None)):
-            if attempt:
-                # A failed attempt may have sent the job down the private route: reread it.
-                job = await self._jobs.get(job.id) or job
-            try:
-                await self._publish(job)
-            except DeliveryFailed as exc:
-                log.warning("job %s undeliverable: %s", job.id, exc.detail or exc.user_message)
-                await self._jobs.mark_undeliverable(
-                    job.id, reason=exc.detail or exc.user_message, now=self._clock.now()
-                )
+        """``job`` has ended (succeeded or failed): once every job of its request has, show
+        the request to its member and mark each job delivered or undeliverable. Earlier jobs
+        of the request wait, as they are, for the last one."""
+        async with self._response_lock(job):
+            jobs = [job] if job.batch_size == 1 else await self._siblings(job)
+            if any(sibling.state in _IN_PROGRESS for sibling in jobs):
                 return
-            except Exception:
-                if delay is None:
-                    log.exception("job %s: giving up delivery", job.id)
-                    await self._jobs.mark_undeliverable(
-                        job.id, reason="posting kept failing", now=self._clock.now()
-                    )
-                    return
-                log.warning("job %s: posting failed, retry in %ss", job.id, delay, exc_info=True)
-                await self._clock.sleep(delay)
-            else:
-                await self._jobs.mark_delivered(job.id, now=self._clock.now())
-                return
+            ending = [sibling for sibling in jobs if sibling.state in _ENDED]
+            if ending:
+                await self._conclude(ending)
 
     async def progress(self, job: Job, position: int | None) -> None:
-        """Best effort: a lost progress edit costs nothing, so failures are only logged. None
-        is sent once the response shows a result of the request."""
+        """Best effort: a lost progress edit costs nothing, so failures are only logged.
+        Nothing is sent once the request has begun to conclude."""
         async with self._response_lock(job):
-            if job.batch_size > 1 and any(
-                sibling.private_delivery_at is not None
-                for sibling in await self._jobs.request_jobs(job.target.interaction_token)
+            # Read, not taken from the caller: a position report sent just as the job started
+            # must not land on the outcome the member's status already shows.
+            jobs = (
+                [await self._jobs.get(job.id) or job]
+                if job.batch_size == 1
+                else (await self._siblings(job))
+            )
+            if any(
+                sibling.state not in _IN_PROGRESS or sibling.private_delivery_at is not None
+                for sibling in jobs
             ):
                 return
             try:
@@ -150,49 +167,152 @@ class DeliveryService:
             except Exception:
                 log.warning("job %s: progress update failed", job.id, exc_info=True)
 
-    async def _publish(self, job: Job) -> None:
-        result = await self._result(job)
-        refusal: str | None = "the channel refused it before"
-        if job.private_delivery_at is None:
-            # Like the private route's, one message's files must fit the limit together.
-            [fitted] = within_upload_limit([result], job.target.attachment_size_limit)
-            try:
-                await self._publisher.post_in_channel(fitted)
-                return
-            except ChannelUnavailable as exc:
-                log.warning("job %s: %s; trying the member's private response", job.id, exc.detail)
-                refusal = exc.detail
-        if job.target.interaction_expires_at <= datetime.fromtimestamp(self._clock.now(), UTC):
-            raise DeliveryFailed(detail=f"{refusal}; the interaction token has expired")
-        async with self._response_lock(job):
-            # Recorded before the edit: whichever job of the request edits last shows them all.
-            await self._jobs.mark_private_delivery(job.id, now=self._clock.now())
-            shown = [
-                await self._result(sibling) if sibling.id != job.id else result
-                for sibling in await self._jobs.request_jobs(job.target.interaction_token)
-                if sibling.id == job.id or sibling.private_delivery_at is not None
-            ]
-            await self._publisher.show_privately(
-                within_upload_limit(shown, job.target.attachment_size_limit)
-            )
+    async def _siblings(self, job: Job) -> list[Job]:
+        """Every job of ``job``'s request (they share its interaction token)."""
+        return await self._jobs.request_jobs(job.target.interaction_token)
 
-    async def _result(self, job: Job) -> Result:
-        if job.error is not None or job.state is JobState.FAILED:
-            return Result(job)
-        attachments: list[Attachment] = []
-        oversized: list[str] = []
-        for path in job.image_paths:
+    async def _conclude(self, jobs: list[Job]) -> None:
+        for attempt, delay in enumerate((*self._retry_delays, None)):
+            if attempt:
+                # A failed attempt may have sent the request down the private route.
+                jobs = [await self._jobs.get(job.id) or job for job in jobs]
+                jobs = [job for job in jobs if job.state in _ENDED]
             try:
-                size = await self._images.size(path)
-            except OSError as exc:
-                raise DeliveryFailed(detail=f"stored image {path} unreadable: {exc}") from exc
-            # Discord rejects the whole message when one file is over the limit the
-            # interaction advertised (attachment_size_limit), so oversized files are named instead.
-            if size > job.target.attachment_size_limit:
-                oversized.append(path.name)
+                await self._show(jobs)
+                return
+            except DeliveryFailed as exc:
+                await self._give_up(jobs, exc.detail or exc.user_message)
+                return
+            except Exception:
+                if delay is None:
+                    log.exception("request of job %s: giving up delivery", jobs[0].id)
+                    await self._give_up(jobs, "posting kept failing")
+                    return
+                log.warning(
+                    "request of job %s: posting failed, retry in %ss",
+                    jobs[0].id,
+                    delay,
+                    exc_info=True,
+                )
+                await self._clock.sleep(delay)
+
+    async def _show(self, jobs: list[Job]) -> None:
+        made = [job for job in jobs if job.state is JobState.SUCCEEDED]
+        failed = [job for job in jobs if job.state is JobState.FAILED]
+        first = jobs[0]
+        if not made:
+            await self._tell_privately(first, [Result(job) for job in failed])
+            return
+        results = await self._results(made)
+        posted: Posted | None = None
+        if all(job.private_delivery_at is None for job in made):
+            try:
+                posted = await self._publisher.post_in_channel(results)
+            except ChannelUnavailable as exc:
+                log.warning("job %s: %s; trying the member privately", first.id, exc.detail)
+        if posted is None:
+            for job in made:
+                # Recorded before the edit: a restart repeats the same edit, never the channel.
+                await self._jobs.mark_private_delivery(job.id, now=self._clock.now())
+            await self._tell_privately(first, [*results, *(Result(job) for job in failed)])
+            return
+        for job in made:
+            await self._jobs.mark_delivered(
+                job.id, now=self._clock.now(), message_id=posted.message_id
+            )
+        try:
+            await self._status_or_direct(first, posted, failed)
+        except DeliveryFailed as exc:
+            # The images are posted; only the failures' notice found no route.
+            await self._give_up(failed, exc.detail or exc.user_message)
+            return
+        for job in failed:
+            await self._jobs.mark_delivered(job.id, now=self._clock.now())
+
+    async def _tell_privately(self, first: Job, results: list[Result]) -> None:
+        """Images or failures to the member alone: their private response while its token
+        works, else a direct message. Raises DeliveryFailed when neither reaches them."""
+        refusal = "the interaction token has expired"
+        if self._token_works(first):
+            try:
+                if any(result.attachments for result in results):
+                    await self._publisher.show_privately(results)
+                else:
+                    await self._publisher.show_outcome(first, None, [r.job for r in results])
+            except DeliveryFailed as exc:
+                refusal = exc.detail or exc.user_message
             else:
-                attachments.append(Attachment(path, size))
-        return Result(job, tuple(attachments), tuple(oversized))
+                await self._mark_all_delivered(results)
+                return
+        try:
+            await self._publisher.send_direct(results)
+        except DeliveryFailed as exc:
+            raise DeliveryFailed(detail=f"{refusal}; {exc.detail or exc.user_message}") from exc
+        await self._mark_all_delivered(results)
+
+    async def _status_or_direct(self, first: Job, posted: Posted, failed: list[Job]) -> None:
+        """End the member's status with the link to the post (and any failures); when the
+        status can no longer be edited, failures still reach them by direct message."""
+        if self._token_works(first):
+            try:
+                await self._publisher.show_outcome(first, posted, failed)
+                return
+            except DeliveryFailed:
+                log.info("job %s: the status could not be ended, the token is gone", first.id)
+        if failed:
+            await self._publisher.send_direct([Result(job) for job in failed])
+
+    async def _mark_all_delivered(self, results: Sequence[Result]) -> None:
+        for result in results:
+            await self._jobs.mark_delivered(result.job.id, now=self._clock.now())
+
+    async def _give_up(self, jobs: Sequence[Job], reason: str) -> None:
+        for job in jobs:
+            log.warning("job %s undeliverable: %s", job.id, reason)
+            await self._jobs.mark_undeliverable(job.id, reason=reason, now=self._clock.now())
+
+    def _token_works(self, job: Job) -> bool:
+        return job.target.interaction_expires_at > datetime.fromtimestamp(self._clock.now(), UTC)
+
+    async def _results(self, made: Sequence[Job]) -> list[Result]:
+        """Each job's images as they will be uploaded. A message's files must fit the upload
+        limit together (Discord refuses the whole message with 413, code 40005, otherwise);
+        when they do not, each file gets an equal share and one over its share is re-encoded
+        to fit it (the original stays on disk). Only a file that cannot be made to fit is
+        left out, named."""
+        limit = made[0].target.attachment_size_limit
+        sized: list[tuple[Job, list[tuple[Path, int]]]] = []
+        for job in made:
+            files = []
+            for path in job.image_paths:
+                try:
+                    files.append((path, await self._images.size(path)))
+                except OSError as exc:
+                    raise DeliveryFailed(detail=f"stored image {path} unreadable: {exc}") from exc
+            sized.append((job, files))
+        count = sum(len(files) for _, files in sized)
+        total = sum(size for _, files in sized for _, size in files)
+        share = limit if total <= limit else limit // max(count, 1)
+        results: list[Result] = []
+        for job, files in sized:
+            attachments: list[Attachment] = []
+            oversized: list[str] = []
+            notes: list[str] = []
+            for path, size in files:
+                if size <= share:
+                    attachments.append(Attachment(path, size))
+                    continue
+                try:
+                    copy = await fitted(path, share)
+                except (BotError, OSError) as exc:  # OSError: Pillow cannot read the file
+                    log.warning("job %s: %s cannot be made to fit: %s", job.id, path.name, exc)
+                    oversized.append(path.name)
+                    continue
+                attachments.append(Attachment(copy.path, copy.size))
+                if copy.note and copy.note not in notes:
+                    notes.append(copy.note)
+            results.append(Result(job, tuple(attachments), tuple(oversized), tuple(notes)))
+        return results
 
     def _response_lock(self, job: Job) -> asyncio.Lock:
         token = job.target.interaction_token
@@ -200,3 +320,6 @@ class DeliveryService:
         if lock is None:
             lock = self._responses[token] = asyncio.Lock()
         return lock
+
+
+_ENDED = (JobState.SUCCEEDED, JobState.FAILED)

@@ -13,6 +13,7 @@ from bot.core.images import ImageStore
 from bot.core.storage.jobs import JobRepository
 from tests.conftest import move_to_submitted, stored_job
 from tests.factories import a_request, a_reservation, a_target, spooled
+from tests.fakes.loopback import render_image
 from tests.fakes.recording_publisher import RecordingPublisher
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -34,13 +35,18 @@ JOB = Job(
 
 
 async def succeeded_job(
-    repository: JobRepository, store: ImageStore, *, limit: int, images: int = 1
+    repository: JobRepository,
+    store: ImageStore,
+    *,
+    limit: int,
+    images: int = 1,
+    data: bytes = JPEG,
 ) -> Job:
     job = await stored_job(
         repository, a_request(), a_target(attachment_size_limit=limit), callback_token="t", now=1
     )
     await move_to_submitted(repository, job.id)
-    paths = await store.save(f"job-{job.id}", [spooled(store, JPEG, "jpg") for _ in range(images)])
+    paths = await store.save(f"job-{job.id}", [spooled(store, data, "jpg") for _ in range(images)])
     await repository.mark_succeeded(job.id, image_paths=paths, now=2)
     loaded = await repository.get(job.id)
     assert loaded is not None
@@ -155,19 +161,38 @@ async def test_a_refusing_channel_sends_the_result_to_the_private_response(
     assert after.private_delivery_at is not None
 
 
-async def test_a_refusing_channel_after_the_token_expired_is_undeliverable_at_once(
+def expired(job: Job) -> Job:
+    return dataclasses.replace(
+        job, target=dataclasses.replace(job.target, interaction_expires_at=datetime.now(UTC))
+    )
+
+
+async def test_a_refusing_channel_after_the_token_expired_sends_the_image_directly(
     repository: JobRepository, store: ImageStore
 ) -> None:
     job = await succeeded_job(repository, store, limit=10_000)
-    expired = dataclasses.replace(
-        job, target=dataclasses.replace(job.target, interaction_expires_at=datetime.now(UTC))
-    )
     publisher = RecordingPublisher(ChannelUnavailable(detail="10003 Unknown Channel"))
 
-    await DeliveryService(publisher, store, repository).deliver(expired)
+    await DeliveryService(publisher, store, repository).deliver(expired(job))
 
     assert publisher.private == []
-    assert (await state_of(repository, job.id)).state is JobState.UNDELIVERABLE
+    assert publisher.direct == [[(job.id, [job.image_paths[0].name])]]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_no_channel_no_token_and_closed_direct_messages_is_undeliverable_at_once(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher(ChannelUnavailable(detail="10003 Unknown Channel"))
+    publisher.direct_failures.append(DeliveryFailed(detail="50007 Cannot send messages"))
+
+    await DeliveryService(publisher, store, repository).deliver(expired(job))
+
+    ended = await state_of(repository, job.id)
+    assert ended.state is JobState.UNDELIVERABLE
+    assert ended.delivery_error is not None
+    assert "50007" in ended.delivery_error
 
 
 async def test_progress_never_overwrites_a_result_shown_privately(
@@ -188,17 +213,22 @@ async def test_progress_never_overwrites_a_result_shown_privately(
     assert publisher.progress == []
 
 
-async def test_files_of_one_channel_post_fit_the_upload_limit_together(
+async def test_files_of_one_channel_post_are_re_encoded_to_fit_the_upload_limit_together(
     repository: JobRepository, store: ImageStore
 ) -> None:
     """Each image fits on its own, all four do not: Discord would refuse the post (413 40005)."""
-    job = await succeeded_job(repository, store, limit=len(JPEG) * 5 // 2, images=4)
+    image, _ = render_image("a lighthouse at dusk", "1:1", png=False)
+    limit = len(image) * 5 // 2
+    job = await succeeded_job(repository, store, limit=limit, images=4, data=image)
     publisher = RecordingPublisher()
 
     await DeliveryService(publisher, store, repository).deliver(job)
 
-    names = [path.name for path in job.image_paths]
-    assert publisher.images == [(job.id, names[:2], names[2:])]
+    [(job_id, uploaded, left_out)] = publisher.images
+    assert (job_id, left_out) == (job.id, [])
+    assert len(uploaded) == 4
+    assert sum(len(publisher.uploaded[name]) for name in uploaded) <= limit
+    assert all(path.exists() for path in job.image_paths)  # the originals are kept
     assert (await state_of(repository, job.id)).state is JobState.DELIVERED
 
 
@@ -240,3 +270,83 @@ def test_files_of_one_private_response_fit_the_upload_limit_together() -> None:
 
     assert [r.attachments for r in fitted] == [(big,), ()]
     assert [r.oversized for r in fitted] == [(), ("a.png",)]
+
+
+async def a_request_of(repository: JobRepository, jobs: int) -> list[Job]:
+    created = await repository.create(
+        a_request(), a_target(), callback_token="t", now=1, reservation=a_reservation(jobs=jobs)
+    )
+    for job in created:
+        await move_to_submitted(repository, job.id, prediction=f"p{job.id}")
+    return created
+
+
+async def succeed(repository: JobRepository, store: ImageStore, job: Job) -> Job:
+    paths = await store.save(f"job-{job.id}", [spooled(store, JPEG, "jpg")])
+    succeeded = await repository.mark_succeeded(job.id, image_paths=paths, now=2)
+    assert succeeded is not None
+    return succeeded
+
+
+async def test_a_requests_images_wait_for_its_last_job_and_come_as_one_post(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    first, second = await a_request_of(repository, 2)
+    publisher = RecordingPublisher()
+    delivery = DeliveryService(publisher, store, repository)
+
+    await delivery.deliver(await succeed(repository, store, first))
+    assert publisher.posts == []  # the second image is still being made
+    await delivery.deliver(await succeed(repository, store, second))
+
+    assert publisher.posts == [[first.id, second.id]]
+    assert [(await state_of(repository, job.id)).state for job in (first, second)] == [
+        JobState.DELIVERED,
+        JobState.DELIVERED,
+    ]
+
+
+async def test_a_posted_request_ends_the_members_status_with_a_link_and_its_failures(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    made, broken = await a_request_of(repository, 2)
+    publisher = RecordingPublisher()
+    delivery = DeliveryService(publisher, store, repository)
+    await repository.mark_failed(broken.id, error="blocked by the safety filter", now=2)
+
+    await delivery.deliver(await succeed(repository, store, made))
+
+    [(status_job, posted, failed)] = publisher.outcomes
+    assert posted is not None
+    assert (await state_of(repository, made.id)).result_message_id == posted.message_id
+    assert (status_job, failed) == (made.id, [broken.id])
+    assert publisher.posts == [[made.id]]  # the failure is never in the channel
+
+
+async def test_a_failure_is_told_privately_never_in_the_channel(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    [job] = await a_request_of(repository, 1)
+    failed = await repository.mark_failed(job.id, error="blocked by the safety filter", now=2)
+    assert failed is not None
+    publisher = RecordingPublisher()
+
+    await DeliveryService(publisher, store, repository).deliver(failed)
+
+    assert publisher.posts == []
+    assert publisher.outcomes == [(job.id, None, [job.id])]
+
+
+async def test_a_failure_after_the_token_expired_comes_by_direct_message(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    [job] = await a_request_of(repository, 1)
+    failed = await repository.mark_failed(job.id, error="blocked by the safety filter", now=2)
+    assert failed is not None
+    publisher = RecordingPublisher()
+
+    await DeliveryService(publisher, store, repository).deliver(expired(failed))
+
+    assert (publisher.posts, publisher.outcomes) == ([], [])
+    assert publisher.direct == [[(job.id, [])]]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import AnyHttpUrl, SecretStr
 
 from bot.core.config import ApikleyProviderSettings, ReplicateProviderSettings, Settings
+from bot.core.delivery import Posted
 from bot.core.domain import Job
 from bot.core.images import ImageStore
 from bot.core.listener import create_listener_app
@@ -39,10 +40,16 @@ MAX_BODY = 4096
 
 
 class NeverPublishes:
-    async def post_in_channel(self, *_: object) -> None:
+    async def post_in_channel(self, *_: object) -> Posted:
         raise AssertionError("callbacks must not publish")
 
     async def show_privately(self, *_: object) -> None:
+        raise AssertionError("callbacks must not publish")
+
+    async def send_direct(self, *_: object) -> None:
+        raise AssertionError("callbacks must not publish")
+
+    async def show_outcome(self, *_: object) -> None:
         raise AssertionError("callbacks must not publish")
 
     async def publish_progress(self, *_: object) -> None:

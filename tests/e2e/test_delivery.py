@@ -106,7 +106,8 @@ async def test_every_image_of_a_request_shows_in_the_one_private_response(
 
     last = private_results(interaction)[-1]
     assert len(last["message"]["attachments"]) == 2
-    assert len(last["embeds"]) == 2
+    [embed] = last["embeds"]  # one embed for the request's images
+    assert embed["footer"]["text"].startswith("Jobs #1 to #2")
 
 
 async def test_a_restart_after_the_private_result_never_posts_it_in_the_channel_too(
@@ -122,7 +123,7 @@ async def test_a_restart_after_the_private_result_never_posts_it_in_the_channel_
     assert bot.discord.channel_messages[bot.discord.channel_id] == []
 
 
-async def test_four_images_that_fit_one_by_one_but_not_together_are_posted(
+async def test_four_images_that_fit_one_by_one_but_not_together_are_re_encoded_to_fit(
     runner: BotRunner,
 ) -> None:
     """Discord answers 413 40005 when a message's files pass the limit together."""
@@ -134,4 +135,7 @@ async def test_four_images_that_fit_one_by_one_but_not_together_are_posted(
         [post] = await bot.channel_posts()
         await eventually(lambda: bot.job_states() == ["delivered"])
 
-    assert len(post["attachments"]) == 2
+    assert len(post["attachments"]) == 4
+    assert sum(len(a["data"]) for a in post["attachments"]) <= runner.discord.attachment_size_limit
+    fields = {field["name"]: field["value"] for field in post["embeds"][0]["fields"]}
+    assert "Re-encoded as JPEG" in fields["Re-encoded"]

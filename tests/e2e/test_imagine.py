@@ -8,7 +8,7 @@ import sqlite3
 
 from PIL import Image as PillowImage
 
-from tests.e2e.conftest import BotRunner, RunningBot
+from tests.e2e.conftest import BotRunner, RunningBot, eventually
 from tests.fakes.fake_discord import DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, EPHEMERAL
 
 LIGHTHOUSE = {
@@ -45,8 +45,10 @@ async def test_the_image_arrives_in_the_channel_with_its_details(bot: RunningBot
     assert embed["description"] == "a lighthouse at dusk"
     fields = {field["name"]: field["value"] for field in embed["fields"]}
     assert (fields["Tier"], fields["Aspect ratio"]) == ("Fast", "16:9")
-    assert fields["Took"].endswith(" s")
-    assert embed["image"]["url"] == f"attachment://{attachment['filename']}"
+    assert fields["Options"] == "Safety: Balanced"
+    assert fields["Time"].startswith("waited ")
+    assert " · generated in " in fields["Time"]
+    assert embed["footer"]["text"] == "Job #1 · 1 credit charged"
 
 
 async def test_the_result_comes_through_the_signed_callback(bot: RunningBot) -> None:
@@ -83,19 +85,37 @@ async def test_an_over_long_prompt_gets_the_limit_and_no_job(bot: RunningBot) ->
     assert bot.replicate.requests == []
 
 
-async def test_a_safety_block_is_explained_in_the_channel_and_refunded(bot: RunningBot) -> None:
+async def test_a_safety_block_is_told_privately_refunded_and_never_posted(
+    bot: RunningBot,
+) -> None:
     bot.replicate.fail_next()
-    await bot.command("imagine", LIGHTHOUSE)
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
 
-    [post] = await bot.channel_posts()
+    await eventually(lambda: bot.job_states() == ["delivered"])
 
-    [embed] = post["embeds"]
+    [embed] = interaction.responses[-1]["embeds"]
     assert embed["title"] == "Your image could not be made"
     assert "safety filter" in embed["description"]
     assert {"name": "Refund", "value": "1 credit given back to you.", "inline": False} in embed[
         "fields"
     ]
-    assert post["attachments"] == []
+    assert bot.discord.channel_messages[bot.discord.channel_id] == []
+
+
+async def test_the_members_status_ends_in_done_with_a_link_to_the_result(
+    bot: RunningBot,
+) -> None:
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+    [post] = await bot.channel_posts()
+
+    await eventually(lambda: interaction.responses[-1]["embeds"][0].get("title") == "Done")
+
+    [embed] = interaction.responses[-1]["embeds"]
+    message = post["message"]
+    assert embed["description"] == (
+        f"[Jump to your result](https://discord.com/channels/{bot.discord.guild_id}/"
+        f"{message['channel_id']}/{message['id']})"
+    )
 
 
 async def test_a_4000_character_markdown_prompt_is_answered_and_posted(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PillowImage
 
 from bot.core.domain import Tier
-from tests.e2e.conftest import BotRunner
+from tests.e2e.conftest import BotRunner, eventually
 from tests.fakes.fake_aiml import MODELS as AIML_MODELS
 from tests.fakes.fake_apikley import MODELS as APIKLEY_MODELS
 from tests.fakes.fake_replicate import throttled
@@ -55,18 +55,20 @@ async def test_replicate_and_its_proxy_serve_each_tier(
     assert prediction.model == model
 
 
-async def test_several_images_from_replicate_come_as_one_post_each(runner: BotRunner) -> None:
+async def test_several_images_from_replicate_come_as_one_post_with_one_mention(
+    runner: BotRunner,
+) -> None:
     async with runner.run() as bot:
         _, reply = await bot.command("imagine", {"prompt": "a red fox", "count": 3})
 
-        posts = await bot.channel_posts(count=3)
+        [post] = await bot.channel_posts()
+        await eventually(lambda: bot.job_states() == ["delivered"] * 3)
 
     [queued] = reply["data"]["embeds"]
     assert "3 images" in {f["name"]: f["value"] for f in queued["fields"]}["Images"]
-    footers = sorted(post["embeds"][0]["footer"]["text"] for post in posts)
-    assert [footer.rsplit(" · ", 1)[1] for footer in footers] == [
-        f"image {n} of 3" for n in (1, 2, 3)
-    ]
+    assert len(post["attachments"]) == 3
+    assert [user["id"] for user in post["message"]["mentions"]] == [str(bot.discord.user_id)]
+    assert bot.discord.channel_messages[bot.discord.channel_id] == [post]
     assert runner.replicate.create_count == 3
 
 
