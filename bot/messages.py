@@ -175,13 +175,14 @@ def fit(embed: discord.Embed) -> discord.Embed:
     return fitted
 
 
-def _settings_line(job: Job) -> str:
+def _settings_line(job: Job, not_applied: Collection[Option] = frozenset()) -> str:
+    """What was asked for; a seed the service will not apply is not repeated here."""
     request = job.request
     line = (
         f"Imagen 4 {TIER_LABELS[request.tier]} · {request.aspect_ratio.value} · "
-        f"{request.output_format.value.upper()} · {request.safety.value.replace('_', ' ')}"
+        f"{request.output_format.value.upper()} · {SAFETY_LABELS[request.safety]}"
     )
-    if request.seed is not None:
+    if request.seed is not None and Option.SEED not in {*not_applied, *job.not_applied}:
         line += f" · seed {request.seed}"
     if job.batch_size > 1:
         line += f" · image {job.batch_index} of {job.batch_size}"
@@ -229,7 +230,10 @@ def queued_embed(
         )
     if submission is not None and submission.not_applied:
         embed.add_field(name="Note", value=not_applied_text(submission.not_applied), inline=False)
-    embed.set_footer(text=f"Job #{job.id} · {_credits(job.credits)} · {_settings_line(job)}")
+    not_applied = submission.not_applied if submission is not None else frozenset()
+    embed.set_footer(
+        text=f"Job #{job.id} · {_credits(job.credits)} · {_settings_line(job, not_applied)}"
+    )
     return fit(embed)
 
 

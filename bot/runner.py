@@ -14,6 +14,7 @@ import aiohttp
 import discord
 from aiohttp import web
 
+from bot.buttons import result_view
 from bot.client import ImagineBot
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import DiscordSettings, Secrets, Settings
@@ -29,9 +30,12 @@ from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
 from bot.publisher import DiscordPublisher
 from cogs.admin import AdminCog
+from cogs.help import HelpCog
 from cogs.imagine import ImagineCog
+from cogs.jobs import JobsCog
 from cogs.queue import QueueCog
 from cogs.quota import QuotaCog
+from cogs.results import ResultsCog
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,9 @@ async def assemble(
         router = router_for(settings, providers, clock=clock.now)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
-        delivery = DeliveryService(DiscordPublisher(bot), images, repository, clock=clock)
+        delivery = DeliveryService(
+            DiscordPublisher(bot, result_view=result_view), images, repository, clock=clock
+        )
         public_url = settings.webhook.public_url
         jobs = job_service_for(
             settings,
@@ -105,6 +111,9 @@ async def assemble(
             QueueCog(bot, jobs),
             QuotaCog(quotas),
             AdminCog(quotas, router),
+            JobsCog(bot, jobs, delivery),
+            HelpCog(quotas),
+            ResultsCog(bot, jobs),
         ):
             await bot.add_cog(cog)
         listener = web.AppRunner(

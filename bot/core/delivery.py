@@ -274,13 +274,20 @@ class DeliveryService:
     def _token_works(self, job: Job) -> bool:
         return job.target.interaction_expires_at > datetime.fromtimestamp(self._clock.now(), UTC)
 
-    async def _results(self, made: Sequence[Job]) -> list[Result]:
+    async def kept(self, job: Job, *, limit: int) -> Result:
+        """A finished job's stored images as they can be uploaded again now (/jobs' Show),
+        within ``limit``, the upload limit of the interaction that asks."""
+        [result] = await self._results([job], limit=limit)
+        return result
+
+    async def _results(self, made: Sequence[Job], *, limit: int | None = None) -> list[Result]:
         """Each job's images as they will be uploaded. A message's files must fit the upload
         limit together (Discord refuses the whole message with 413, code 40005, otherwise);
         when they do not, each file gets an equal share and one over its share is re-encoded
         to fit it (the original stays on disk). Only a file that cannot be made to fit is
         left out, named."""
-        limit = made[0].target.attachment_size_limit
+        if limit is None:
+            limit = made[0].target.attachment_size_limit
         sized: list[tuple[Job, list[tuple[Path, int]]]] = []
         for job in made:
             files = []

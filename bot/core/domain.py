@@ -212,6 +212,8 @@ class Job:
     remix_of: int | None = None
     # The channel message showing the request's images, once posted.
     result_message_id: int | None = None
+    # When the member was told this job could not reach them (undeliverable jobs only).
+    undelivered_told_at: datetime | None = None
 
     @property
     def generation_seconds(self) -> float | None:

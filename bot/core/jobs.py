@@ -81,6 +81,10 @@ def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> G
     return dataclasses.replace(request, prompt=prompt, negative_prompt=negative)
 
 
+# /jobs lists this many; Discord allows 25 buttons a message, 5 rows of 5.
+RECENT_JOBS = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     """The jobs one /imagine became, and the chosen options its likely provider will not
@@ -182,6 +186,28 @@ class JobService:
         job = await self._jobs.get(job_id)
         if job is None:
             raise InvalidRequest("I no longer know that image; try /imagine instead.")
+        return job
+
+    async def recent(self, member: Member) -> list[Job]:
+        """The member's latest jobs here, those that never reached them first (/jobs)."""
+        return await self._jobs.recent_jobs(
+            guild_id=member.guild_id, user_id=member.user_id, limit=RECENT_JOBS
+        )
+
+    async def undelivered_news(self, member: Member) -> list[Job]:
+        """The member's jobs that found no route to them and that they have not been told
+        of; from now on they count as told."""
+        return await self._jobs.take_undelivered(
+            guild_id=member.guild_id, user_id=member.user_id, now=self._clock.now()
+        )
+
+    async def kept_result(self, job_id: int, member: Member) -> Job:
+        """One of the member's own finished jobs whose images are on disk, to show again."""
+        job = await self.job(job_id)
+        if (job.target.guild_id, job.target.user_id) != (member.guild_id, member.user_id):
+            raise InvalidRequest("That image is not one of yours.")
+        if not job.image_paths or job.state not in (JobState.DELIVERED, JobState.UNDELIVERABLE):
+            raise InvalidRequest("That job has no image to show.")
         return job
 
     def queue_position(self, job_id: int) -> int | None:

@@ -105,6 +105,23 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> No
             await asyncio.sleep(0.02)
 
 
+async def shown_reply(interaction: FakeInteraction) -> dict[str, Any]:
+    """The message a member sees in answer to an interaction: the callback's, or, after a
+    deferral, the edit or followup that replaced the loading one."""
+    callback = await interaction.wait_for_response()
+    if callback["type"] != DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
+        message: dict[str, Any] = callback["message"]
+        return message
+
+    def shown() -> bool:
+        return any(r["kind"] in ("edit", "followup") for r in interaction.responses)
+
+    await eventually(shown)
+    first = next(r for r in interaction.responses if r["kind"] in ("edit", "followup"))
+    replaced: dict[str, Any] = first["message"]
+    return replaced
+
+
 @dataclass
 class RunningBot:
     discord: FakeDiscord

@@ -20,9 +20,14 @@ to answer the way Discord does, down to details discord.py depends on:
   denies it.
 - Messages are checked like Discord checks them: 2000 characters of content, 10 embeds and the
   per-field and 6000-character embed limits, a 25-character nonce, no empty message (50006),
-  and uploads whose sizes add up to more than ``attachment_size_limit`` answer 413 (40005).
+  at most 5 action rows of 5 buttons with custom_ids of at most 100 characters, and uploads
+  whose sizes add up to more than ``attachment_size_limit`` answer 413 (40005). The bot may
+  delete a channel message (Delete Message); nobody can click its buttons afterwards.
   ``enforce_nonce`` makes a repeated nonce within a few minutes return the first message
   instead of posting a second one (Discord's Create Message documentation).
+- A modal callback is checked like Discord checks it (title, custom_id, 1 to 5 labels or action
+  rows of text inputs, lengths) and is refused as the answer to a modal's own submit;
+  ``submit_modal`` sends the MODAL_SUBMIT a member's submit makes.
 - ``allowed_mentions`` is applied to work out who a message really pings (``mentions``,
   ``mention_roles``, ``mention_everyone`` in the message object), as Discord does.
 - An interaction accepts exactly one callback, and only within 3 s of INTERACTION_CREATE;
@@ -107,7 +112,21 @@ EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+MODAL_SUBMIT = 5
+ACTION_ROW = 1
 BUTTON = 2
+TEXT_INPUT = 4
+LABEL = 18
+# Discord's component limits (Message Components and Modal documentation).
+MAX_ACTION_ROWS = 5
+MAX_ROW_BUTTONS = 5
+CUSTOM_ID_MAX = 100
+BUTTON_LABEL_MAX = 80
+MODAL_TITLE_MAX = 45
+MODAL_COMPONENTS_MAX = 5
+MODAL_LABEL_MAX = 45
+LABEL_DESCRIPTION_MAX = 100
+TEXT_INPUT_MAX = 4000
 USER_OPTION = 6
 ROLE_OPTION = 8
 CHAT_INPUT = 1
@@ -167,7 +186,121 @@ def _check_length(path: Sequence[str | int], text: str, low: int, high: int) -> 
         )
 
 
+def _check_components(payload: JSON) -> None:
+    """Discord's rules for a message's action rows of buttons: at most 5 rows of at most 5
+    buttons, custom_ids of 1 to 100 characters, labels of at most 80."""
+    rows = payload.get("components") or []
+    if len(rows) > MAX_ACTION_ROWS:
+        raise _form_error(["components"], "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    for number, row in enumerate(rows):
+        items = row.get("components") or []
+        if row.get("type") == ACTION_ROW and len(items) > MAX_ROW_BUTTONS:
+            raise _form_error(
+                ["components", number, "components"],
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 5 or fewer in length.",
+            )
+        for index, item in enumerate(items):
+            path: list[str | int] = ["components", number, "components", index]
+            if item.get("type") != BUTTON:
+                continue
+            if "custom_id" in item:
+                _check_length([*path, "custom_id"], str(item["custom_id"]), 1, CUSTOM_ID_MAX)
+            if item.get("label") is not None:
+                _check_length([*path, "label"], item["label"], 0, BUTTON_LABEL_MAX)
+
+
+def _check_modal(data: JSON) -> None:
+    """Discord's rules for a modal: a title of at most 45 characters, a custom_id of 1 to 100,
+    1 to 5 components, each a label (text of at most 45, description of at most 100) around a
+    text input or, the older way, an action row holding one; text inputs with custom_ids of
+    1 to 100 and values and lengths within 4,000."""
+    _check_length(["data", "title"], data.get("title") or "", 1, MODAL_TITLE_MAX)
+    _check_length(["data", "custom_id"], data.get("custom_id") or "", 1, CUSTOM_ID_MAX)
+    components = data.get("components") or []
+    if not 1 <= len(components) <= MODAL_COMPONENTS_MAX:
+        raise _form_error(
+            ["data", "components"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+        )
+    for number, holder in enumerate(components):
+        path: list[str | int] = ["data", "components", number]
+        if holder.get("type") == LABEL:
+            _check_length([*path, "label"], holder.get("label") or "", 1, MODAL_LABEL_MAX)
+            description = holder.get("description")
+            if description is not None:
+                _check_length([*path, "description"], description, 0, LABEL_DESCRIPTION_MAX)
+            inputs = [([*path, "component"], holder.get("component") or {})]
+        elif holder.get("type") == ACTION_ROW:
+            inputs = [
+                ([*path, "components", index], item)
+                for index, item in enumerate(holder.get("components") or [])
+            ]
+            for input_path, item in inputs:
+                _check_length([*input_path, "label"], item.get("label") or "", 1, MODAL_LABEL_MAX)
+        else:
+            raise _form_error(
+                [*path, "type"], "UNION_TYPE_CHOICES", "Value must be one of {1, 18}."
+            )
+        for input_path, item in inputs:
+            if item.get("type") != TEXT_INPUT:
+                raise _form_error(
+                    [*input_path, "type"], "UNION_TYPE_CHOICES", "Value must be one of {4}."
+                )
+            _check_length([*input_path, "custom_id"], item.get("custom_id") or "", 1, CUSTOM_ID_MAX)
+            _check_length([*input_path, "value"], item.get("value") or "", 0, TEXT_INPUT_MAX)
+            for key in ("min_length", "max_length"):
+                if not 0 <= item.get(key, 0) <= TEXT_INPUT_MAX:
+                    raise _form_error(
+                        [*input_path, key], "NUMBER_TYPE_MAX", "int value should be <= 4000."
+                    )
+
+
+def _modal_inputs(modal: JSON) -> list[JSON]:
+    """A modal's text inputs, whether held by labels or action rows."""
+    inputs: list[JSON] = []
+    for holder in modal.get("components") or []:
+        if holder.get("type") == LABEL:
+            inputs.append(holder["component"])
+        else:
+            inputs.extend(holder.get("components") or [])
+    return inputs
+
+
+def _modal_submit_components(modal: JSON, values: Mapping[str, str]) -> list[JSON]:
+    """What Discord sends back for a modal: each holder (label or action row) as it was
+    laid out, holding its text input's ``type``, ``id``, ``custom_id`` and ``value`` only.
+    Component ids Discord fills in, in order, where the bot gave none."""
+    next_id = 0
+
+    def component_id(given: JSON) -> int:
+        nonlocal next_id
+        next_id += 1
+        return int(given.get("id") or next_id)
+
+    def submitted(text_input: JSON) -> JSON:
+        return {
+            "type": TEXT_INPUT,
+            "id": component_id(text_input),
+            "custom_id": text_input["custom_id"],
+            "value": values[text_input["custom_id"]],
+        }
+
+    components: list[JSON] = []
+    for holder in modal.get("components") or []:
+        if holder.get("type") == LABEL:
+            holder_id = component_id(holder)
+            components.append(
+                {"type": LABEL, "id": holder_id, "component": submitted(holder["component"])}
+            )
+        else:
+            holder_id = component_id(holder)
+            inner = [submitted(item) for item in holder.get("components") or []]
+            components.append({"type": ACTION_ROW, "id": holder_id, "components": inner})
+    return components
+
+
 def _check_message_limits(payload: JSON) -> None:
+    _check_components(payload)
     content = payload.get("content") or ""
     if len(content) > 2000:
         raise _form_error(["content"], "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
@@ -370,6 +503,8 @@ class FakeInteraction:
         user_id: int,
         created_at: float,
         guild_id: int,
+        permissions: str = PERMISSIONS,
+        message: JSON | None = None,
     ) -> None:
         self.id = interaction_id
         self.token = token
@@ -387,6 +522,9 @@ class FakeInteraction:
         self.original_message_id: str | None = None
         self.messages: dict[str, JSON] = {}
         self.type = APPLICATION_COMMAND
+        # The member's permissions, and the message a component sat on, as sent to the bot.
+        self.permissions = permissions
+        self.message = message
         self._changes = changes
 
     @property
@@ -481,6 +619,8 @@ class FakeDiscord:
     - ``interaction_responses[token]``: the same kind of records with a ``kind``: ``callback``
       (payload ``type`` and ``data``), ``followup``, ``edit`` (``@original`` or a followup) and
       ``delete``; ``FakeInteraction.responses`` is the same list.
+    - ``deleted_message_ids``: the ids of channel messages the bot deleted; their records stay
+      in ``channel_messages``, but nobody can click their buttons any more.
     """
 
     def __init__(
@@ -517,6 +657,7 @@ class FakeDiscord:
         self.guild_commands: dict[int, list[JSON]] = {}
         self.channel_messages: dict[int, list[JSON]] = defaultdict(list)
         self.interaction_responses: dict[str, list[JSON]] = defaultdict(list)
+        self.deleted_message_ids: set[int] = set()
 
         self._changes = _Changes(self.requests)
         self._command_puts = 0
@@ -715,6 +856,8 @@ class FakeDiscord:
         ]
         if custom_id not in buttons:
             raise ValueError(f"message has no button {custom_id!r}; it has {buttons}")
+        if int(message["id"]) in self.deleted_message_ids:
+            raise ValueError(f"message {message['id']} was deleted; nobody can click it")
         channel_id = int(message["channel_id"])
         return await self._send_interaction(
             MESSAGE_COMPONENT,
@@ -724,6 +867,56 @@ class FakeDiscord:
             channel_id=channel_id,
             permissions=permissions,
             message=message,
+        )
+
+    async def submit_modal(
+        self, opened_by: FakeInteraction, values: Mapping[str, str] | None = None
+    ) -> FakeInteraction:
+        """The member who got the modal ``opened_by``'s callback showed submits it
+        (MODAL_SUBMIT), with ``values`` typed over the prefilled ones by text input custom_id.
+
+        The submit carries the modal's custom_id and each text input's value in the
+        component that held it, and the message of the button that opened the modal, as
+        Discord sends them. Values are checked as Discord's client checks them before it lets
+        a member submit (unknown inputs, a required one left empty, the lengths) and raise
+        ``ValueError`` when a member could not have sent them.
+        """
+        modal = next(
+            (
+                record["data"]
+                for record in opened_by.responses
+                if record["kind"] == "callback" and record.get("type") == MODAL
+            ),
+            None,
+        )
+        if modal is None:
+            raise ValueError(f"interaction {opened_by.id} was not answered with a modal")
+        inputs = {item["custom_id"]: item for item in _modal_inputs(modal)}
+        given = dict(values or {})
+        if unknown := sorted(set(given) - set(inputs)):
+            raise ValueError(f"the modal has no input(s) {unknown}; it has {sorted(inputs)}")
+        filled: dict[str, str] = {}
+        for custom_id, item in inputs.items():
+            value = given.get(custom_id, item.get("value") or "")
+            low = item.get("min_length", 0)
+            high = item.get("max_length", TEXT_INPUT_MAX)
+            if item.get("required", True) and not value:
+                raise ValueError(f"input {custom_id!r} is required")
+            if value and not low <= len(value) <= high:
+                raise ValueError(f"input {custom_id!r} takes {low} to {high} characters")
+            filled[custom_id] = value
+        data = {
+            "custom_id": modal["custom_id"],
+            "components": _modal_submit_components(modal, filled),
+        }
+        return await self._send_interaction(
+            MODAL_SUBMIT,
+            data,
+            guild_id=opened_by.guild_id,
+            user_id=opened_by.user_id,
+            channel_id=opened_by.channel_id,
+            permissions=opened_by.permissions,
+            message=opened_by.message,
         )
 
     def _known_guild(self, guild_id: int | None, channel_id: int | None) -> int:
@@ -800,6 +993,8 @@ class FakeDiscord:
             channel_id=self.guild_channels[guild_id] if channel_id is None else channel_id,
             user_id=self.user_id if user_id is None else user_id,
             created_at=asyncio.get_running_loop().time(),
+            permissions=permissions,
+            message=message,
         )
         interaction.type = interaction_type
         self._interactions[token] = interaction
@@ -844,6 +1039,10 @@ class FakeDiscord:
             web.post(
                 rf"{api}/channels/{{channel_id:\d+}}/messages",
                 self._authed(self._post_channel_message),
+            ),
+            web.delete(
+                rf"{api}/channels/{{channel_id:\d+}}/messages/{{message_id:\d+}}",
+                self._authed(self._delete_channel_message),
             ),
             web.post(
                 rf"{api}/interactions/{{interaction_id:\d+}}/{{token:[^/]+}}/callback",
@@ -1263,6 +1462,21 @@ class FakeDiscord:
         await self._changes.notify()
         return _json_response(message)
 
+    async def _delete_channel_message(self, request: web.Request) -> web.StreamResponse:
+        """Delete Message: the bot's own messages need no permission (all the fake's are)."""
+        channel_id = int(request.match_info["channel_id"])
+        if channel_id in self._deleted_channels:
+            raise _ApiError(404, 10003, "Unknown Channel")
+        if channel_id in self._forbidden_channels:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        message_id = int(request.match_info["message_id"])
+        posted = {int(record["message"]["id"]) for record in self.channel_messages[channel_id]}
+        if message_id not in posted or message_id in self.deleted_message_ids:
+            raise _ApiError(404, 10008, "Unknown Message")
+        self.deleted_message_ids.add(message_id)
+        await self._changes.notify()
+        return web.Response(status=204)
+
     async def _post_callback(self, request: web.Request) -> web.StreamResponse:
         interaction = self._interactions.get(request.match_info["token"])
         now = asyncio.get_running_loop().time()
@@ -1293,7 +1507,13 @@ class FakeDiscord:
                 message_type=20,
                 extra_flags=LOADING,
             )
-        elif callback_type != MODAL:
+        elif callback_type == MODAL and interaction.type in (
+            MESSAGE_COMPONENT,
+            APPLICATION_COMMAND,
+        ):
+            _check_modal(data)
+        else:
+            # Discord: a modal answers a command or a component, never a modal's own submit.
             raise _form_error(
                 ["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid response type."
             )

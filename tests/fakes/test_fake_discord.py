@@ -408,3 +408,155 @@ async def test_shown_delay_waits_for_what_fills_a_deferral(fake: FakeDiscord) ->
     # A message callback is both at once.
     assert answered.shown_delay == answered.response_delay
     assert len(answered.recorded_at) == len(answered.responses) == 1
+
+
+class NameForm(discord.ui.Modal):
+    """A modal as discord.py keeps it in memory: one input in a label, one in an action row."""
+
+    name: discord.ui.Label[discord.ui.View] = discord.ui.Label(
+        text="Name", component=discord.ui.TextInput(custom_id="name")
+    )
+    motto: discord.ui.TextInput[discord.ui.View] = discord.ui.TextInput(
+        label="Motto", custom_id="motto", required=False, default="carpe diem"
+    )
+
+    def __init__(self, seen: asyncio.Queue[object], *, title: str = "Who are you?") -> None:
+        super().__init__(title=title, custom_id="name-form")
+        self.seen = seen
+
+    async def on_submit(self, interaction: discord.Interaction[discord.Client]) -> None:
+        assert isinstance(self.name.component, discord.ui.TextInput)
+        self.seen.put_nowait((self.name.component.value, self.motto.value))
+        await interaction.response.send_message("thanks", ephemeral=True)
+
+
+class ModalAnsweringForm(NameForm):
+    """Answers its submit with another modal, which Discord does not allow."""
+
+    async def on_submit(self, interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            await interaction.response.send_modal(NameForm(self.seen))
+        except discord.HTTPException as exc:
+            self.seen.put_nowait(exc)
+
+
+def make_form_bot(seen: asyncio.Queue[object], form: type[NameForm] = NameForm) -> commands.Bot:
+    """The test bot, plus /form, which opens ``form``, and /bad-form, whose title is too long;
+    what they see (submitted values, errors) goes to ``seen``."""
+    bot = make_bot()
+
+    @bot.tree.command(name="form", description="Open a form")
+    async def open_form(interaction: discord.Interaction[discord.Client]) -> None:
+        await interaction.response.send_modal(form(seen))
+
+    @bot.tree.command(name="bad-form", description="Open a form Discord refuses")
+    async def bad_form(interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            await interaction.response.send_modal(form(seen, title="x" * 46))
+        except discord.HTTPException as exc:
+            seen.put_nowait(exc)
+
+    return bot
+
+
+async def test_a_modal_submit_reaches_discord_py_as_discord_sends_it(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_form_bot(seen)):
+        opened = await fake.invoke_slash_command("form")
+        modal = await opened.wait_for_response(timeout=2)
+        submitted = await fake.submit_modal(opened, {"name": "Ada"})
+        answer = await asyncio.wait_for(seen.get(), timeout=2)
+        reply = await submitted.wait_for_response(timeout=2)
+
+    assert modal["type"] == 9
+    assert modal["data"]["custom_id"] == "name-form"
+    assert answer == ("Ada", "carpe diem")
+    assert reply["data"]["content"] == "thanks"
+    assert (submitted.user_id, submitted.channel_id) == (opened.user_id, opened.channel_id)
+
+
+async def test_submit_modal_takes_only_what_a_member_could_submit(fake: FakeDiscord) -> None:
+    async with connected(fake, make_form_bot(asyncio.Queue())):
+        opened = await fake.invoke_slash_command("form")
+        await opened.wait_for_response(timeout=2)
+        unanswered = await fake.invoke_slash_command("ping", {"text": "hi"})
+        await unanswered.wait_for_response(timeout=2)
+        await fake.wait_for_channel_message(timeout=2)
+
+        with pytest.raises(ValueError, match="required"):
+            await fake.submit_modal(opened, {"name": ""})
+        with pytest.raises(ValueError, match="no input"):
+            await fake.submit_modal(opened, {"nickname": "Ada"})
+        with pytest.raises(ValueError, match="characters"):
+            await fake.submit_modal(opened, {"name": "x" * 4001})
+        with pytest.raises(ValueError, match="not answered with a modal"):
+            await fake.submit_modal(unanswered)
+
+
+async def test_a_modal_over_discords_limits_is_refused(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_form_bot(seen)):
+        opened = await fake.invoke_slash_command("bad-form")
+        error = await asyncio.wait_for(seen.get(), timeout=2)
+
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (400, 50035)
+    assert "title" in error.text
+    assert opened.responses == []
+
+
+async def test_a_modal_cannot_answer_a_modal_submit(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_form_bot(seen, ModalAnsweringForm)):
+        opened = await fake.invoke_slash_command("form")
+        await opened.wait_for_response(timeout=2)
+        submitted = await fake.submit_modal(opened, {"name": "Ada"})
+        error = await asyncio.wait_for(seen.get(), timeout=2)
+
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (400, 50035)
+    assert submitted.responses == []
+
+
+async def test_the_bot_deletes_its_channel_message_once(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    channel = bot.get_partial_messageable(fake.channel_id, guild_id=fake.guild_id)
+    try:
+        message = await channel.send("bye")
+        await message.delete()
+        with pytest.raises(discord.NotFound) as again:
+            await message.delete()
+    finally:
+        await bot.close()
+    assert fake.deleted_message_ids == {message.id}
+    assert again.value.code == 10008
+    assert len(fake.channel_messages[fake.channel_id]) == 1  # the record of the post stays
+
+
+async def test_a_deleted_messages_buttons_cannot_be_clicked(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    async with connected(fake, bot):
+        channel = bot.get_partial_messageable(fake.channel_id, guild_id=fake.guild_id)
+        view = discord.ui.View(timeout=None)
+        view.add_item(discord.ui.Button(label="Go", custom_id="go"))
+        message = await channel.send("press", view=view)
+        await message.delete()
+        [posted] = fake.channel_messages[fake.channel_id]
+
+        with pytest.raises(ValueError, match="deleted"):
+            await fake.click_button("go", posted["message"])
+
+
+async def test_a_button_custom_id_past_100_characters_is_refused(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Go", custom_id="x" * 101))
+    try:
+        with pytest.raises(discord.HTTPException) as refused:
+            await bot.get_partial_messageable(fake.channel_id).send("press", view=view)
+    finally:
+        await bot.close()
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert "custom_id" in refused.value.text

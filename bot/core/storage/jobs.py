@@ -80,6 +80,7 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         private_delivery_at=_to_datetime(row["private_delivery_at"]),
         remix_of=row["remix_of"],
         result_message_id=row["result_message_id"],
+        undelivered_told_at=_to_datetime(row["undelivered_told_at"]),
     )
 
 
@@ -338,6 +339,27 @@ class JobRepository:
             "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN (?, ?, ?) "
             "ORDER BY id",
             (guild_id, user_id, *(state.value for state in _IN_PROGRESS)),
+        )
+
+    async def recent_jobs(self, *, guild_id: int, user_id: int, limit: int) -> list[Job]:
+        """A member's latest jobs in a guild, those that never reached them first."""
+        return await self._select(
+            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? "  # noqa: S608 - our own enum
+            f"ORDER BY state = '{JobState.UNDELIVERABLE.value}' DESC, id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+
+    async def take_undelivered(self, *, guild_id: int, user_id: int, now: float) -> list[Job]:
+        """The member's undeliverable jobs they have not been told of, marked told in the same
+        statement: two commands at once tell them once."""
+        return sorted(
+            await self._select(
+                "UPDATE jobs SET undelivered_told_at = ? WHERE guild_id = ? AND user_id = ? "  # noqa: S608 - our own enum
+                f"AND state = '{JobState.UNDELIVERABLE.value}' AND undelivered_told_at IS NULL "
+                f"{RETURNING_ROW}",
+                (now, guild_id, user_id),
+            ),
+            key=lambda job: job.id,
         )
 
     async def request_jobs(self, interaction_token: str) -> list[Job]:

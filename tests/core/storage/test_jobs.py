@@ -394,3 +394,28 @@ async def test_usage_counts_from_the_members_reset(
     )
 
     assert len(taken) == 1
+
+
+async def test_undeliverable_jobs_are_taken_for_telling_once(repository: JobRepository) -> None:
+    job_id = await new_job(repository)
+    await repository.mark_failed(job_id, error="blocked", now=2)
+    await repository.mark_undeliverable(job_id, reason="no route", now=3)
+
+    first = await repository.take_undelivered(guild_id=GUILD_ID, user_id=USER_ID, now=4)
+    again = await repository.take_undelivered(guild_id=GUILD_ID, user_id=USER_ID, now=5)
+
+    assert [job.id for job in first] == [job_id]
+    assert first[0].undelivered_told_at is not None
+    assert again == []
+
+
+async def test_recent_jobs_list_undeliverable_ones_first_then_newest(
+    repository: JobRepository,
+) -> None:
+    older, lost, newer = [await new_job(repository, f"t{n}") for n in range(3)]
+    await repository.mark_failed(lost, error="blocked", now=2)
+    await repository.mark_undeliverable(lost, reason="no route", now=3)
+
+    recent = await repository.recent_jobs(guild_id=GUILD_ID, user_id=USER_ID, limit=10)
+
+    assert [job.id for job in recent] == [lost, newer, older]

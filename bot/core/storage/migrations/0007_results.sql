@@ -4,5 +4,8 @@
 --                    shared prompt started this request from; its result says "remix of #N".
 -- result_message_id: the channel message that shows the request's images, once posted: the
 --                    member's status links to it ("Done — jump to result").
+-- undelivered_told_at: when the member was told, at their next command, that this job
+--                    found no route to them (its images wait in /jobs).
 ALTER TABLE jobs ADD COLUMN remix_of INTEGER REFERENCES jobs (id) ON DELETE SET NULL;
 ALTER TABLE jobs ADD COLUMN result_message_id INTEGER;
+ALTER TABLE jobs ADD COLUMN undelivered_told_at REAL;

@@ -1,0 +1,156 @@
+"""/jobs: a member's recent jobs, with a Show button that re-posts a result privately; and the
+notice, after a member's next command, of results that found no route to them."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.delivery import DeliveryService
+from bot.core.domain import Job, JobState
+from bot.core.jobs import JobService
+from bot.messages import NO_MENTIONS, TIER_LABELS, fit, quote, request_embed
+from bot.tree import reply_with_error
+from cogs.common import member_of
+
+SHOW_TEMPLATE = r"imagine:show:(?P<job_id>[0-9]{1,19})"
+# A glimpse of each prompt, enough to tell one's jobs apart.
+PROMPT_PREVIEW_CHARS = 120
+# Discord allows 5 buttons a row and 5 rows a message.
+BUTTONS_PER_ROW = 5
+STATE_WORDS = {
+    JobState.QUEUED: "queued",
+    JobState.SUBMITTING: "starting",
+    JobState.SUBMITTED: "generating",
+    JobState.SUCCEEDED: "posting",
+    JobState.FAILED: "failed",
+    JobState.DELIVERED: "delivered",
+    JobState.UNDELIVERABLE: "not delivered: use Show",
+    JobState.CANCELED: "canceled",
+}
+
+
+def _showable(job: Job) -> bool:
+    return bool(job.image_paths) and job.state in (JobState.DELIVERED, JobState.UNDELIVERABLE)
+
+
+class ShowResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=SHOW_TEMPLATE):
+    """Re-posts one of the member's finished results to them alone; matched by custom_id so
+    it works after a restart, and it grants nothing: the job is loaded and its owner checked
+    on every click."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=f"Show #{job_id}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:show:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[discord.Client],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> ShowResultButton:
+        return cls(int(match["job_id"]))
+
+
+def bound_show_button(jobs: JobService, delivery: DeliveryService) -> type[ShowResultButton]:
+    """The button class bound to this bot's services (no module-level state)."""
+
+    class BoundShowResultButton(ShowResultButton, template=SHOW_TEMPLATE):
+        async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
+            try:
+                job = await jobs.kept_result(self.job_id, member_of(interaction))
+                # Reading and perhaps re-encoding the images can pass Discord's 3 s.
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                result = await delivery.kept(job, limit=interaction.filesize_limit)
+                await interaction.followup.send(
+                    embed=request_embed([result]),
+                    files=[discord.File(a.path, filename=a.filename) for a in result.attachments],
+                    ephemeral=True,
+                    allowed_mentions=NO_MENTIONS,
+                )
+            except Exception as exc:  # the same error table as commands
+                await reply_with_error(interaction, exc)
+
+    return BoundShowResultButton
+
+
+def jobs_embed(jobs: list[Job]) -> discord.Embed:
+    embed = discord.Embed(title="Your recent images", colour=discord.Colour.blurple())
+    if not jobs:
+        embed.description = "No images yet. Use /imagine to make one."
+    for job in jobs:
+        age = discord.utils.format_dt(job.created_at, "R")
+        embed.add_field(
+            name=f"#{job.id} · {TIER_LABELS[job.request.tier]} · {STATE_WORDS[job.state]}",
+            value=f"{age}\n{quote(job.request.prompt, PROMPT_PREVIEW_CHARS)}",
+            inline=False,
+        )
+    return fit(embed)
+
+
+def undelivered_embed(jobs: list[Job]) -> discord.Embed:
+    ids = ", ".join(f"#{job.id}" for job in jobs)
+    return fit(
+        discord.Embed(
+            title="Some of your images could not reach you",
+            description=(
+                f"Job(s) {ids} finished while neither the channel, your command's response nor "
+                "a direct message could reach you. Their images are kept: use /jobs and press "
+                "Show to see them."
+            ),
+            colour=discord.Colour.orange(),
+        )
+    )
+
+
+class JobsCog(commands.Cog):
+    def __init__(self, bot: commands.Bot, jobs: JobService, delivery: DeliveryService) -> None:
+        self._bot = bot
+        self._jobs = jobs
+        self._button = bound_show_button(jobs, delivery)
+
+    async def cog_load(self) -> None:
+        self._bot.add_dynamic_items(self._button)
+
+    async def cog_unload(self) -> None:
+        self._bot.remove_dynamic_items(self._button)
+
+    @app_commands.command(name="jobs", description="Your recent images, to see them again")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction[discord.Client]) -> None:
+        jobs = await self._jobs.recent(member_of(interaction))
+        view = discord.ui.View(timeout=None)
+        for job in [job for job in jobs if _showable(job)][: BUTTONS_PER_ROW * 5]:
+            view.add_item(self._button(job.id))
+        await interaction.response.send_message(
+            embed=jobs_embed(jobs), view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+    @commands.Cog.listener()
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction[discord.Client], command: object
+    ) -> None:
+        """After a member's command has answered, tell them of results that never reached
+        them (the command's own response comes first: Discord allows one)."""
+        if interaction.guild_id is None or not interaction.response.is_done():
+            return
+        missed = await self._jobs.undelivered_news(member_of(interaction))
+        if not missed:
+            return
+        # Told is recorded either way; /jobs lists them first anyway.
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.followup.send(
+                embed=undelivered_embed(missed), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
