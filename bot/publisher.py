@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ResultView = Callable[[Job], discord.ui.View]
 
 FALLBACK_NOTE = "I could not post in that channel, so here is your result privately."
-DIRECT_NOTE = "Here is what became of your /imagine request (its channel could not be used)."
+DIRECT_NOTE = "Here is what became of your image request."
 # Discord accepts "@original" wherever an interaction webhook takes a message id.
 ORIGINAL_RESPONSE = cast(int, "@original")
 # 50027 "Invalid Webhook Token": the 15-minute interaction token has expired (401). Retrying

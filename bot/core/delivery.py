@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Transient errors (Discord 5xx after discord.py's own retries, a dropped connection) get a
 # few more tries with this backoff before the request is marked undeliverable.
 RETRY_DELAYS_SECONDS = (2.0, 10.0, 30.0)
+# What a direct message may carry: the upload limit outside a boosted server (a server's
+# boost raises its interactions' attachment_size_limit, not a DM's).
+DIRECT_UPLOAD_LIMIT = 10 * 2**20
 _IN_PROGRESS = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
 
 
@@ -244,6 +247,10 @@ class DeliveryService:
             else:
                 await self._mark_all_delivered(results)
                 return
+        made = [result.job for result in results if result.attachments]
+        if made and first.target.attachment_size_limit > DIRECT_UPLOAD_LIMIT:
+            refitted = await self._results(made, limit=DIRECT_UPLOAD_LIMIT)
+            results = [*refitted, *(result for result in results if not result.attachments)]
         try:
             await self._publisher.send_direct(results)
         except DeliveryFailed as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core import delivery as delivery_module
 from bot.core.delivery import Attachment, DeliveryService, Result, within_upload_limit
 from bot.core.domain import Job, JobState
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
@@ -350,3 +351,19 @@ async def test_a_failure_after_the_token_expired_comes_by_direct_message(
     assert (publisher.posts, publisher.outcomes) == ([], [])
     assert publisher.direct == [[(job.id, [])]]
     assert (await state_of(repository, job.id)).state is JobState.DELIVERED
+
+
+async def test_a_direct_message_carries_images_within_a_dms_own_upload_limit(
+    repository: JobRepository, store: ImageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A boosted server's interactions allow bigger files than a direct message does."""
+    image, _ = render_image("a lighthouse at dusk", "1:1", png=False)
+    monkeypatch.setattr(delivery_module, "DIRECT_UPLOAD_LIMIT", len(image) // 2)
+    job = await succeeded_job(repository, store, limit=len(image) * 10, data=image)
+    publisher = RecordingPublisher(ChannelUnavailable(detail="10003 Unknown Channel"))
+
+    await DeliveryService(publisher, store, repository).deliver(expired(job))
+
+    [[(job_id, [sent])]] = publisher.direct
+    assert job_id == job.id
+    assert len(publisher.uploaded[sent]) <= len(image) // 2

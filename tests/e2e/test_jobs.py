@@ -20,8 +20,9 @@ def followups(interaction: Any) -> list[dict[str, Any]]:
 
 
 async def undelivered_job(bot: RunningBot) -> None:
-    """A finished job that found no route: channel gone, token expired, no direct message."""
+    """A finished job that found no route: channel gone, token expired, DMs closed."""
     bot.replicate.processing_seconds = 0.5
+    bot.discord.close_direct_messages(bot.discord.user_id)
     bot.discord.delete_channel(bot.discord.channel_id)
     interaction, _ = await bot.command("imagine", LIGHTHOUSE)
     await eventually(lambda: bot.job_states() == ["submitted"])

@@ -25,6 +25,14 @@ to answer the way Discord does, down to details discord.py depends on:
   delete a channel message (Delete Message); nobody can click its buttons afterwards.
   ``enforce_nonce`` makes a repeated nonce within a few minutes return the first message
   instead of posting a second one (Discord's Create Message documentation).
+- Direct messages: ``POST /users/@me/channels`` with ``{"recipient_id"}`` answers the member's
+  DM channel (``type`` 1, the member in ``recipients``), the same channel for the same member
+  every time. Messages sent to it are made, checked, deduplicated by ``enforce_nonce`` and
+  recorded exactly as in a guild channel (in ``channel_messages[dm_channel_id]``);
+  ``direct_messages(user_id)`` reads them by member. ``close_direct_messages(user_id)`` makes
+  sending there answer 403 50007 "Cannot send messages to this user", as when the member
+  closed their DMs; so do ``non_members``, who share no server with the bot. Opening the
+  channel still succeeds, as on Discord.
 - A modal callback is checked like Discord checks it (title, custom_id, 1 to 5 labels or action
   rows of text inputs, lengths) and is refused as the answer to a modal's own submit;
   ``submit_modal`` sends the MODAL_SUBMIT a member's submit makes.
@@ -621,6 +629,9 @@ class FakeDiscord:
       ``delete``; ``FakeInteraction.responses`` is the same list.
     - ``deleted_message_ids``: the ids of channel messages the bot deleted; their records stay
       in ``channel_messages``, but nobody can click their buttons any more.
+    - ``direct_message_channels[user_id]``: the id of the DM channel the bot opened with a
+      member; its messages are recorded in ``channel_messages`` under that id like any other
+      channel's, and ``direct_messages(user_id)`` returns them (``[]`` before any).
     """
 
     def __init__(
@@ -658,6 +669,7 @@ class FakeDiscord:
         self.channel_messages: dict[int, list[JSON]] = defaultdict(list)
         self.interaction_responses: dict[str, list[JSON]] = defaultdict(list)
         self.deleted_message_ids: set[int] = set()
+        self.direct_message_channels: dict[int, int] = {}
 
         self._changes = _Changes(self.requests)
         self._command_puts = 0
@@ -666,10 +678,14 @@ class FakeDiscord:
         # Guild roles besides @everyone, and which members hold them.
         self.roles: dict[int, str] = {}
         self.member_roles: dict[int, list[int]] = defaultdict(list)
-        # Users a member may name in a user option although they are not in the guild.
+        # Users a member may name in a user option although they are not in the guild; sharing
+        # no server with the bot, they cannot get its direct messages (50007).
         self.non_members: set[int] = set()
         self._deleted_channels: set[int] = set()
         self._forbidden_channels: set[int] = set()
+        # DM channel -> its member, and the members whose DMs are closed to the bot.
+        self._dm_recipients: dict[int, int] = {}
+        self._closed_direct_messages: set[int] = set()
         self._expired_tokens: set[str] = set()
         self._cloudflare_status: int | None = None
         self._nonces: dict[tuple[int, str], tuple[float, JSON]] = {}
@@ -727,7 +743,7 @@ class FakeDiscord:
 
     @property
     def channel_message_count(self) -> int:
-        """Messages posted in all channels together."""
+        """Messages posted in all channels together, direct message channels included."""
         return sum(len(messages) for messages in self.channel_messages.values())
 
     def interactions(self) -> list[FakeInteraction]:
@@ -760,6 +776,27 @@ class FakeDiscord:
 
         return await self._changes.wait_for(f"{count} message(s) in {channel}", found, timeout)
 
+    def direct_messages(self, user_id: int) -> list[JSON]:
+        """The records of the messages the bot sent to the member's DM channel, oldest first
+        (the same records as in ``channel_messages``)."""
+        channel = self.direct_message_channels.get(user_id)
+        return [] if channel is None else list(self.channel_messages.get(channel, []))
+
+    async def wait_for_direct_message(
+        self, user_id: int | None = None, *, count: int = 1, timeout: float = 10
+    ) -> list[JSON]:
+        """All direct messages to the member (default: the fake's member), once there are at
+        least ``count``."""
+        member = self.user_id if user_id is None else user_id
+
+        def found() -> list[JSON] | None:
+            messages = self.direct_messages(member)
+            return messages if len(messages) >= count else None
+
+        return await self._changes.wait_for(
+            f"{count} direct message(s) to {member}", found, timeout
+        )
+
     async def wait_for_followup(self, interaction_token: str, timeout: float = 10) -> JSON:
         """The first followup record posted with the token."""
         return await self._interactions[interaction_token].wait_for_record("followup", timeout)
@@ -777,6 +814,15 @@ class FakeDiscord:
 
     def forbid_channel(self, channel_id: int) -> None:
         self._forbidden_channels.add(channel_id)
+
+    def close_direct_messages(self, user_id: int) -> None:
+        """Sending to the member's DM channel answers 403 50007 "Cannot send messages to this
+        user" (DMs closed, or no server shared with the bot); opening the channel still works."""
+        self._closed_direct_messages.add(user_id)
+
+    def open_direct_messages(self, user_id: int) -> None:
+        """The member accepts direct messages from the bot again."""
+        self._closed_direct_messages.discard(user_id)
 
     def block_like_cloudflare(self, status: int = 429) -> None:
         self._cloudflare_status = status
@@ -1026,6 +1072,7 @@ class FakeDiscord:
             web.get("/gateway", self._gateway),
             web.get(f"{api}/users/@me", self._authed(self._get_me)),
             web.get(f"{api}/oauth2/applications/@me", self._authed(self._get_application)),
+            web.post(f"{api}/users/@me/channels", self._authed(self._create_dm)),
             web.get(f"{api}/applications/{app}/commands", self._authed(self._get_commands)),
             web.put(f"{api}/applications/{app}/commands", self._authed(self._put_commands)),
             web.get(
@@ -1192,6 +1239,17 @@ class FakeDiscord:
             "last_message_id": None,
             "rate_limit_per_user": 0,
             "flags": 0,
+        }
+
+    def _dm_channel(self, channel_id: int, user_id: int) -> JSON:
+        """A DM channel object as Create DM answers it."""
+        posted = self.channel_messages.get(channel_id)
+        return {
+            "id": str(channel_id),
+            "type": 1,
+            "last_message_id": posted[-1]["message"]["id"] if posted else None,
+            "flags": 0,
+            "recipients": [self._user(user_id)],
         }
 
     def _guild_create(self, guild_id: int) -> JSON:
@@ -1439,12 +1497,40 @@ class FakeDiscord:
         await self._changes.notify()
         return _json_response(stored)
 
+    async def _create_dm(self, request: web.Request) -> web.StreamResponse:
+        """Create DM: the member's DM channel, opened once and the same one ever after."""
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise _ApiError(400, 50109, "The request body contains invalid JSON.") from None
+        if not isinstance(payload, dict):
+            raise _form_error([], "DICT_TYPE_CONVERT", "Only dictionaries may be used.")
+        recipient = payload.get("recipient_id")
+        if recipient is None:
+            raise _form_error(["recipient_id"], "BASE_TYPE_REQUIRED", "This field is required")
+        if isinstance(recipient, bool) or not str(recipient).isdigit():
+            raise _form_error(
+                ["recipient_id"], "NUMBER_TYPE_COERCE", f'Value "{recipient}" is not snowflake.'
+            )
+        user_id = int(recipient)
+        channel_id = self.direct_message_channels.get(user_id)
+        if channel_id is None:
+            channel_id = self._snowflake()
+            self.direct_message_channels[user_id] = channel_id
+            self._dm_recipients[channel_id] = user_id
+        await self._changes.notify()
+        return _json_response(self._dm_channel(channel_id, user_id))
+
     async def _post_channel_message(self, request: web.Request) -> web.StreamResponse:
         channel_id = int(request.match_info["channel_id"])
         if channel_id in self._deleted_channels:
             raise _ApiError(404, 10003, "Unknown Channel")
         if channel_id in self._forbidden_channels:
             raise _ApiError(403, 50013, "Missing Permissions")
+        recipient = self._dm_recipients.get(channel_id)
+        if recipient in self._closed_direct_messages or recipient in self.non_members:
+            # Discord: DMs closed to the bot, or no server shared with it.
+            raise _ApiError(403, 50007, "Cannot send messages to this user")
         payload, uploads = await self._read_message_body(request)
         _check_new_message(payload, uploads)
         now = asyncio.get_running_loop().time()

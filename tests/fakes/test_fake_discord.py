@@ -560,3 +560,114 @@ async def test_a_button_custom_id_past_100_characters_is_refused(fake: FakeDisco
         await bot.close()
     assert (refused.value.status, refused.value.code) == (400, 50035)
     assert "custom_id" in refused.value.text
+
+
+async def test_a_direct_message_reaches_the_members_record(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    try:
+        dm = await bot.create_dm(discord.Object(fake.user_id))
+        sent = await dm.send(
+            "your image",
+            embed=discord.Embed(title="Done"),
+            file=discord.File(io.BytesIO(PNG), "c.png"),
+            nonce="dm-1",
+        )
+    finally:
+        await bot.close()
+    assert isinstance(dm, discord.DMChannel)
+    assert dm.recipient is not None
+    assert dm.recipient.id == fake.user_id
+    assert dm.id == fake.direct_message_channels[fake.user_id] == sent.channel.id
+    [record] = fake.direct_messages(fake.user_id)
+    assert record["content"] == "your image"
+    assert record["embeds"][0]["title"] == "Done"
+    assert record["nonce"] == "dm-1"
+    assert record["attachments"] == [
+        {"filename": "c.png", "content_type": "application/octet-stream", "data": PNG}
+    ]
+    assert record["message"]["id"] == str(sent.id)
+    assert fake.channel_messages[dm.id] == [record]
+    assert fake.channel_messages.get(fake.channel_id) is None
+    assert fake.direct_messages(fake.user_id + 1) == []
+
+
+async def test_the_same_recipient_gets_the_same_dm_channel(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    other = fake.user_id + 1
+    await bot.login(fake.token)
+    try:
+        first = await bot.http.start_private_message(fake.user_id)
+        again = await bot.http.start_private_message(fake.user_id)
+        by_string = await bot.http.request(
+            discord.http.Route("POST", "/users/@me/channels"),
+            json={"recipient_id": str(fake.user_id)},
+        )
+        elsewhere = await bot.http.start_private_message(other)
+    finally:
+        await bot.close()
+    assert first == {
+        "id": str(fake.direct_message_channels[fake.user_id]),
+        "type": 1,
+        "last_message_id": None,
+        "flags": 0,
+        "recipients": [first["recipients"][0]],
+    }
+    assert first["recipients"][0]["id"] == str(fake.user_id)
+    assert again["id"] == by_string["id"] == first["id"] != elsewhere["id"]
+    assert elsewhere["recipients"][0]["id"] == str(other)
+    assert fake.requests.count(("POST", "/api/v10/users/@me/channels")) == 4
+
+
+async def test_a_dm_channel_needs_a_recipient_snowflake(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    route = discord.http.Route("POST", "/users/@me/channels")
+    try:
+        with pytest.raises(discord.HTTPException) as missing:
+            await bot.http.request(route, json={})
+        with pytest.raises(discord.HTTPException) as not_snowflake:
+            await bot.http.request(route, json={"recipient_id": "me"})
+    finally:
+        await bot.close()
+    assert (missing.value.status, missing.value.code) == (400, 50035)
+    assert "recipient_id" in missing.value.text
+    assert (not_snowflake.value.status, not_snowflake.value.code) == (400, 50035)
+    assert fake.direct_message_channels == {}
+
+
+async def test_closed_direct_messages_answer_403_50007(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    stranger = fake.user_id + 1
+    fake.close_direct_messages(fake.user_id)
+    fake.non_members.add(stranger)  # shares no server with the bot
+    await bot.login(fake.token)
+    try:
+        dm = await bot.create_dm(discord.Object(fake.user_id))  # opening still works
+        with pytest.raises(discord.Forbidden) as closed:
+            await dm.send("hello")
+        with pytest.raises(discord.Forbidden) as no_shared_server:
+            await (await bot.create_dm(discord.Object(stranger))).send("hello")
+        fake.open_direct_messages(fake.user_id)
+        await dm.send("hello again")
+    finally:
+        await bot.close()
+    assert (closed.value.status, closed.value.code) == (403, 50007)
+    assert closed.value.text == "Cannot send messages to this user"
+    assert no_shared_server.value.code == 50007
+    assert [record["content"] for record in fake.direct_messages(fake.user_id)] == ["hello again"]
+
+
+async def test_an_enforced_nonce_sends_a_direct_message_once(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    try:
+        dm = await bot.create_dm(discord.Object(fake.user_id))
+        first = await dm.send("done", nonce="dm-job-1")
+        again = await dm.send("done", nonce="dm-job-1")
+        channel = await bot.http.start_private_message(fake.user_id)
+    finally:
+        await bot.close()
+    assert first.id == again.id
+    assert len(fake.direct_messages(fake.user_id)) == 1
+    assert channel["last_message_id"] == str(first.id)
