@@ -180,6 +180,8 @@ class DeliveryService:
                 # A failed attempt may have sent the request down the private route.
                 jobs = [await self._jobs.get(job.id) or job for job in jobs]
                 jobs = [job for job in jobs if job.state in _ENDED]
+                if not jobs:  # the images were posted and nothing else was left to tell
+                    return
             try:
                 await self._show(jobs)
                 return

@@ -367,3 +367,17 @@ async def test_a_direct_message_carries_images_within_a_dms_own_upload_limit(
     [[(job_id, [sent])]] = publisher.direct
     assert job_id == job.id
     assert len(publisher.uploaded[sent]) <= len(image) // 2
+
+
+async def test_a_status_edit_that_fails_after_the_post_never_posts_again(
+    repository: JobRepository, store: ImageStore
+) -> None:
+    job = await succeeded_job(repository, store, limit=10_000)
+    publisher = RecordingPublisher()
+    publisher.private_failures.append(ConnectionResetError("Discord went away mid-edit"))
+    service = DeliveryService(publisher, store, repository, retry_delays=(0, 0, 0))
+
+    await service.deliver(job)
+
+    assert publisher.posts == [[job.id]]
+    assert (await state_of(repository, job.id)).state is JobState.DELIVERED
