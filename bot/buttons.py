@@ -34,6 +34,7 @@ from bot.messages import (
     COLOUR_WAIT,
     DESCRIPTION_LIMIT,
     FIELD_VALUE_LIMIT,
+    SAFETY_LABELS,
     TIER_LABELS,
     fit,
     not_applied_text,
@@ -125,8 +126,8 @@ def _random_seed() -> int:
 
 def rerolled(job: Job, *, choose_seed: Callable[[], int] = _random_seed) -> GenerationRequest:
     """The same request again. A seed makes the same image, so a request that had one gets a
-    new one (still a seed, so the providers that cannot set one stay out, as before); without
-    one the provider picks at random anyway."""
+    new one (still a chosen seed, so providers that can set one are preferred, as before);
+    without one the provider picks at random anyway."""
     request = asked_for(job)
     if request.seed is None:
         return request
@@ -313,7 +314,7 @@ def details_embed(job: Job) -> discord.Embed:
     if job.batch_size > 1:
         count += f" (this is job {job.batch_index} of {job.batch_size})"
     embed.add_field(name="Images", value=count)
-    safety = request.safety.value.replace("_", " ").capitalize()
+    safety = SAFETY_LABELS[request.safety]
     embed.add_field(name="Safety", value=_option(safety, Option.SAFETY, job))
     output_format = request.output_format.value.upper()
     embed.add_field(name="Format", value=_option(output_format, Option.OUTPUT_FORMAT, job))

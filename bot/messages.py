@@ -247,37 +247,41 @@ def _seconds(value: float) -> str:
 
 def _times(job: Job) -> str | None:
     """ "waited 6.1 s · generated in 3.0 s": the wait in the queue apart from the making."""
-    if job.submitted_at is None or job.finished_at is None:
+    sent = job.create_sent_at or job.submitted_at
+    if sent is None or job.finished_at is None:
         return None
-    waited = (job.submitted_at - job.created_at).total_seconds()
-    made = (job.finished_at - job.submitted_at).total_seconds()
+    waited = (sent - job.created_at).total_seconds()
+    made = (job.finished_at - sent).total_seconds()
     return f"waited {_seconds(max(waited, 0.0))} · generated in {_seconds(max(made, 0.0))}"
 
 
-def applied_options(job: Job) -> list[str]:
-    """The options the image was really made with: a seed or negative prompt the provider
-    could not apply is not claimed (issue 4 says so in a note instead)."""
+def applied_options(job: Job, not_applied: Collection[Option]) -> list[str]:
+    """The options the images were really made with: a seed or format some provider of the
+    request could not apply is not claimed (the note says so instead, issue 4)."""
     request = job.request
     applied = [f"Safety: {SAFETY_LABELS[request.safety]}"]
-    if Option.OUTPUT_FORMAT in request.chosen and Option.OUTPUT_FORMAT not in job.not_applied:
+    if Option.OUTPUT_FORMAT in request.chosen and Option.OUTPUT_FORMAT not in not_applied:
         applied.append(f"Format: {request.output_format.value.upper()}")
-    if request.seed is not None and Option.SEED not in job.not_applied:
+    if request.seed is not None and Option.SEED not in not_applied:
         applied.append(f"Seed: {request.seed}")
     return applied
 
 
-def request_embed(results: Sequence[Result]) -> discord.Embed:
-    """The one embed under a request's images: only what is true of them."""
+def request_embed(results: Sequence[Result], *, asked: int | None = None) -> discord.Embed:
+    """The one embed under a request's images: only what is true of every one of them (its
+    jobs may have gone to different providers). ``asked``: how many images these results
+    answer, when not the whole request (one job shown again)."""
     first = results[0].job
     request = first.request
+    not_applied = frozenset().union(*(result.job.not_applied for result in results))
     embed = discord.Embed(description=quote(request.prompt, DESCRIPTION_LIMIT), colour=COLOUR_OK)
     embed.add_field(name="Tier", value=TIER_LABELS[request.tier])
     embed.add_field(name="Aspect ratio", value=request.aspect_ratio.value)
-    embed.add_field(name="Options", value=" · ".join(applied_options(first)))
+    embed.add_field(name="Options", value=" · ".join(applied_options(first, not_applied)))
     times = _times(max(results, key=lambda result: result.job.finished_at or first.created_at).job)
     if times is not None:
         embed.add_field(name="Time", value=times, inline=False)
-    if request.negative_prompt and Option.NEGATIVE_PROMPT not in first.not_applied:
+    if request.negative_prompt and Option.NEGATIVE_PROMPT not in not_applied:
         embed.add_field(
             name="Not in the image",
             value=quote(request.negative_prompt, FIELD_VALUE_LIMIT),
@@ -289,9 +293,10 @@ def request_embed(results: Sequence[Result]) -> discord.Embed:
             value=quote(first.effective_prompt, FIELD_VALUE_LIMIT),
             inline=False,
         )
-    if first.not_applied:
-        embed.add_field(name="Note", value=not_applied_text(first.not_applied), inline=False)
-    asked = request.image_count * first.batch_size
+    if not_applied:
+        embed.add_field(name="Note", value=not_applied_text(not_applied), inline=False)
+    if asked is None:
+        asked = request.image_count * first.batch_size
     shown = sum(len(result.attachments) for result in results)
     made = sum(len(result.job.image_paths) for result in results)
     if made < asked:

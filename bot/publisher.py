@@ -77,8 +77,15 @@ class DiscordPublisher:
                 nonce=f"imagine-job-{job.id}",
                 **extra,
             )
-        except (discord.NotFound, discord.Forbidden) as exc:
-            raise ChannelUnavailable(detail=f"channel {target.channel_id} refused: {exc}") from exc
+        except discord.HTTPException as exc:
+            # 404 (channel gone), 403 (no permission) and any other refusal that a retry
+            # cannot change (400 50083, an archived thread): the member's private routes are
+            # left. A 429 or a 5xx is worth retrying.
+            if 400 <= exc.status < 500 and exc.status != 429:
+                raise ChannelUnavailable(
+                    detail=f"channel {target.channel_id} refused: {exc}"
+                ) from exc
+            raise
         return Posted(message_id=message.id, jump_url=message.jump_url)
 
     async def show_privately(self, results: Sequence[Result]) -> None:

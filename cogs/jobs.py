@@ -4,6 +4,7 @@ notice, after a member's next command, of results that found no route to them.""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from typing import Any
 
@@ -14,15 +15,27 @@ from discord.ext import commands
 from bot.core.delivery import DeliveryService
 from bot.core.domain import Job, JobState
 from bot.core.jobs import JobService
-from bot.messages import NO_MENTIONS, TIER_LABELS, fit, quote, request_embed
+from bot.messages import (
+    FIELD_VALUE_LIMIT,
+    NO_MENTIONS,
+    TIER_LABELS,
+    clip,
+    fit,
+    quote,
+    request_embed,
+)
 from bot.tree import reply_with_error
 from cogs.common import member_of
+
+log = logging.getLogger(__name__)
 
 SHOW_TEMPLATE = r"imagine:show:(?P<job_id>[0-9]{1,19})"
 # A glimpse of each prompt, enough to tell one's jobs apart.
 PROMPT_PREVIEW_CHARS = 120
 # Discord allows 5 buttons a row and 5 rows a message.
 BUTTONS_PER_ROW = 5
+# Fields of the notice; Discord allows 25 an embed, and /jobs lists the rest.
+MAX_FAILURES_TOLD = 10
 STATE_WORDS = {
     JobState.QUEUED: "queued",
     JobState.SUBMITTING: "starting",
@@ -30,7 +43,7 @@ STATE_WORDS = {
     JobState.SUCCEEDED: "posting",
     JobState.FAILED: "failed",
     JobState.DELIVERED: "delivered",
-    JobState.UNDELIVERABLE: "not delivered: use Show",
+    JobState.UNDELIVERABLE: "not delivered",
     JobState.CANCELED: "canceled",
 }
 
@@ -75,7 +88,7 @@ def bound_show_button(jobs: JobService, delivery: DeliveryService) -> type[ShowR
                 await interaction.response.defer(ephemeral=True, thinking=True)
                 result = await delivery.kept(job, limit=interaction.filesize_limit)
                 await interaction.followup.send(
-                    embed=request_embed([result]),
+                    embed=request_embed([result], asked=job.request.image_count),
                     files=[discord.File(a.path, filename=a.filename) for a in result.attachments],
                     ephemeral=True,
                     allowed_mentions=NO_MENTIONS,
@@ -93,26 +106,45 @@ def jobs_embed(jobs: list[Job]) -> discord.Embed:
     for job in jobs:
         age = discord.utils.format_dt(job.created_at, "R")
         embed.add_field(
-            name=f"#{job.id} · {TIER_LABELS[job.request.tier]} · {STATE_WORDS[job.state]}",
+            name=f"#{job.id} · {TIER_LABELS[job.request.tier]} · {_state_words(job)}",
             value=f"{age}\n{quote(job.request.prompt, PROMPT_PREVIEW_CHARS)}",
             inline=False,
         )
     return fit(embed)
 
 
+def _state_words(job: Job) -> str:
+    if job.state is JobState.UNDELIVERABLE:
+        return "not delivered: use Show" if job.image_paths else "failed, not delivered"
+    return STATE_WORDS[job.state]
+
+
 def undelivered_embed(jobs: list[Job]) -> discord.Embed:
-    ids = ", ".join(f"#{job.id}" for job in jobs)
-    return fit(
-        discord.Embed(
-            title="Some of your images could not reach you",
-            description=(
-                f"Job(s) {ids} finished while neither the channel, your command's response nor "
-                "a direct message could reach you. Their images are kept: use /jobs and press "
-                "Show to see them."
-            ),
-            colour=discord.Colour.orange(),
-        )
+    """What never reached the member: images kept for /jobs, or failures told only now."""
+    embed = discord.Embed(
+        title="Some of your images could not reach you",
+        description=(
+            "These finished while neither the channel, your command's response nor a direct "
+            "message could reach you."
+        ),
+        colour=discord.Colour.orange(),
     )
+    kept = [job for job in jobs if job.image_paths]
+    if kept:
+        ids = ", ".join(f"#{job.id}" for job in kept)
+        embed.add_field(
+            name="Kept for you",
+            value=f"Job(s) {ids}: use /jobs and press Show to see them.",
+            inline=False,
+        )
+    for job in [job for job in jobs if not job.image_paths][:MAX_FAILURES_TOLD]:
+        refund = f" {job.credits} credit(s) given back." if job.credits else ""
+        embed.add_field(
+            name=f"Job #{job.id} could not be made",
+            value=clip((job.error or "The job failed.") + refund, FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    return fit(embed)
 
 
 class JobsCog(commands.Cog):
@@ -146,7 +178,12 @@ class JobsCog(commands.Cog):
         them (the command's own response comes first: Discord allows one)."""
         if interaction.guild_id is None or not interaction.response.is_done():
             return
-        missed = await self._jobs.undelivered_news(member_of(interaction))
+        try:
+            missed = await self._jobs.undelivered_news(member_of(interaction))
+        except Exception:
+            # A notice is not worth an error: the jobs stay untold and wait for the next one.
+            log.warning("could not look for undelivered results", exc_info=True)
+            return
         if not missed:
             return
         # Told is recorded either way; /jobs lists them first anyway.

@@ -113,17 +113,18 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
     async def _source(
         self, interaction: discord.Interaction[discord.Client], click: Click | None
     ) -> Job:
-        """The job a click names, if its result is where the click came from; the same
-        refusal otherwise, so a forged id cannot probe which jobs exist elsewhere."""
+        """The job a click names, if the click came from that job's own posted result; the
+        same refusal otherwise, so a forged id can neither probe which jobs exist nor reach a
+        job that was never posted (a failure, a blocked prompt, a private result)."""
         if click is None:
             raise InvalidRequest(UNKNOWN_IMAGE)
         job = await self._jobs.job(click.job_id)
         where = (job.target.guild_id, job.target.channel_id)
         message = interaction.message
-        if where != (interaction.guild_id, interaction.channel_id) or (
-            message is not None
-            and job.result_message_id is not None
-            and job.result_message_id != message.id
+        if (
+            where != (interaction.guild_id, interaction.channel_id)
+            or message is None
+            or job.result_message_id != message.id
         ):
             raise InvalidRequest(UNKNOWN_IMAGE)
         return job

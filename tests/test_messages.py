@@ -220,6 +220,16 @@ def test_a_result_names_the_options_applied_with_readable_labels() -> None:
     )
 
 
+def test_a_seed_one_of_the_requests_providers_dropped_is_not_claimed_for_any() -> None:
+    seeded, dropped = a_job(not_applied=frozenset()), a_job(not_applied=frozenset({Option.SEED}))
+
+    embed = request_embed([Result(seeded), Result(dropped)])
+
+    fields = {field.name: field.value for field in embed.fields}
+    assert fields["Options"] == "Safety: Balanced · Format: JPG"
+    assert "seed" in (fields["Note"] or "")
+
+
 def test_a_seed_the_provider_could_not_apply_is_not_claimed() -> None:
     assert options_shown(a_job(not_applied=frozenset({Option.SEED}))) == (
         "Safety: Balanced · Format: JPG"

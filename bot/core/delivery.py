@@ -97,24 +97,6 @@ class Publisher(Protocol):
         """Update the member's queued message: a new position, or None once it started."""
 
 
-def within_upload_limit(results: Sequence[Result], limit: int) -> list[Result]:
-    """One message's files must fit the upload limit together (Discord answers 413 40005
-    otherwise); files past it are named as oversized instead, kept on disk."""
-    room = limit
-    fitted_results: list[Result] = []
-    for result in results:
-        kept: list[Attachment] = []
-        named = list(result.oversized)
-        for attachment in result.attachments:
-            if attachment.size <= room:
-                kept.append(attachment)
-                room -= attachment.size
-            else:
-                named.append(attachment.filename)
-        fitted_results.append(Result(result.job, tuple(kept), tuple(named), result.notes))
-    return fitted_results
-
-
 class DeliveryService:
     def __init__(
         self,
@@ -240,7 +222,7 @@ class DeliveryService:
         refusal = "the interaction token has expired"
         if self._token_works(first):
             try:
-                if any(result.attachments for result in results):
+                if any(result.job.error is None for result in results):
                     await self._publisher.show_privately(results)
                 else:
                     await self._publisher.show_outcome(first, None, [r.job for r in results])
@@ -268,6 +250,10 @@ class DeliveryService:
                 return
             except DeliveryFailed:
                 log.info("job %s: the status could not be ended, the token is gone", first.id)
+            except Exception:
+                # The images are posted and recorded: retrying the whole request would only
+                # lose the link, so the status stays as it was and failures go by DM.
+                log.warning("job %s: the status could not be ended", first.id, exc_info=True)
         if failed:
             await self._publisher.send_direct([Result(job) for job in failed])
 
@@ -319,7 +305,7 @@ class DeliveryService:
                     attachments.append(Attachment(path, size))
                     continue
                 try:
-                    copy = await fitted(path, share)
+                    copy = await fitted(path, share, upload_limit=limit)
                 except (BotError, OSError) as exc:  # OSError: Pillow cannot read the file
                     log.warning("job %s: %s cannot be made to fit: %s", job.id, path.name, exc)
                     oversized.append(path.name)

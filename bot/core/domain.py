@@ -214,6 +214,8 @@ class Job:
     result_message_id: int | None = None
     # When the member was told this job could not reach them (undeliverable jobs only).
     undelivered_told_at: datetime | None = None
+    # When the create that made the image was sent (the last one, after any failover).
+    create_sent_at: datetime | None = None
 
     @property
     def generation_seconds(self) -> float | None:

@@ -62,9 +62,11 @@ class Fitted:
     note: str | None  # None when unchanged; else a sentence for the result's embed
 
 
-def fit_to_limit(path: Path, limit: int) -> Fitted:
+def fit_to_limit(path: Path, limit: int, *, upload_limit: int | None = None) -> Fitted:
     """The image at ``path`` as a file of at most ``limit`` bytes; ImageTooLarge when even the
     smallest attempt is bigger. A file that fits is returned as it is, without being read.
+    ``upload_limit`` is the limit the note names, when ``limit`` is this file's share of it
+    (the files of one message must fit together).
 
     Blocking (decoding and each encode take tens to hundreds of milliseconds): run it in a
     worker thread, as :func:`fitted` does. A file Pillow cannot decode raises Pillow's own
@@ -74,7 +76,7 @@ def fit_to_limit(path: Path, limit: int) -> Fitted:
     original = path.stat()
     if original.st_size <= limit:
         return Fitted(path, original.st_size, None)
-    reused = _reusable_copy(path, original, limit)
+    reused = _reusable_copy(path, original, limit, upload_limit or limit)
     if reused is not None:
         return reused
     picture, icc_profile = _decoded(path)
@@ -102,7 +104,8 @@ def fit_to_limit(path: Path, limit: int) -> Fitted:
                 len(data),
             )
             scaled = dimensions if dimensions != picture.size else None
-            return Fitted(target, len(data), _note(format_name, quality, scaled, limit))
+            note = _note(format_name, quality, scaled, upload_limit or limit)
+            return Fitted(target, len(data), note)
     raise ImageTooLarge(
         detail=f"{path.name} ({original.st_size} bytes) does not fit {limit} bytes even as "
         f"{format_name} at quality {SCALED_QUALITY} with its shorter side near "
@@ -110,12 +113,14 @@ def fit_to_limit(path: Path, limit: int) -> Fitted:
     )
 
 
-async def fitted(path: Path, limit: int) -> Fitted:
+async def fitted(path: Path, limit: int, *, upload_limit: int | None = None) -> Fitted:
     """:func:`fit_to_limit` in a worker thread, so decoding never blocks the event loop."""
-    return await asyncio.to_thread(fit_to_limit, path, limit)
+    return await asyncio.to_thread(fit_to_limit, path, limit, upload_limit=upload_limit)
 
 
-def _reusable_copy(path: Path, original: os.stat_result, limit: int) -> Fitted | None:
+def _reusable_copy(
+    path: Path, original: os.stat_result, limit: int, upload_limit: int
+) -> Fitted | None:
     """A copy an earlier call made that still fits: a retried delivery must not pay for the
     encoding again. A copy older than the original was made from another file of that name."""
     for extension in _FIT_EXTENSIONS:
@@ -136,7 +141,7 @@ def _reusable_copy(path: Path, original: os.stat_result, limit: int) -> Fitted |
         match = _QUALITY_IN_DESCRIPTION.search(description)
         quality = int(match.group(1)) if match else None
         format_name = _FORMATS[extension][1]
-        note = _note(format_name, quality, dimensions if scaled else None, limit)
+        note = _note(format_name, quality, dimensions if scaled else None, upload_limit)
         return Fitted(copy, status.st_size, note)
     return None
 

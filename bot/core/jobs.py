@@ -108,10 +108,12 @@ class JobService:
         router: Router,
         trip: JobTrip,
         dispatcher: Dispatcher,
+        delivery: DeliveryService,
         max_prompt_length: int,
         clock: Clock,
     ) -> None:
         self._jobs = repository
+        self._delivery = delivery
         self._quotas = quotas
         self._providers = providers
         self._router = router
@@ -239,6 +241,9 @@ class JobService:
             with contextlib.suppress(ProviderError):
                 await self._providers[job.provider].cancel(job.provider_job_id)
         log.info("job %s canceled by its member", job.id)
+        if canceled.batch_size > 1:
+            # Its siblings may all have ended, waiting for this one: the request concludes now.
+            await self._delivery.deliver(canceled)
         return canceled
 
     # ----------------------------------------------------------------- lifecycle
@@ -346,6 +351,7 @@ def job_service_for(
         router=router,
         trip=trip,
         dispatcher=dispatcher,
+        delivery=delivery,
         max_prompt_length=settings.discord.max_prompt_length,
         clock=clock,
     )

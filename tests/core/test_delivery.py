@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import delivery as delivery_module
-from bot.core.delivery import Attachment, DeliveryService, Result, within_upload_limit
+from bot.core.delivery import DeliveryService
 from bot.core.domain import Job, JobState
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
 from bot.core.images import ImageStore
@@ -261,16 +261,6 @@ async def test_a_retry_of_a_failed_private_edit_stays_private(
     assert publisher.images == []
     assert publisher.private == [[(job.id, [f"job-{job.id}-1.jpg"])]]
     assert (await state_of(repository, job.id)).state is JobState.DELIVERED
-
-
-def test_files_of_one_private_response_fit_the_upload_limit_together() -> None:
-    big = Attachment(Path("a.png"), 600)  # sizes are the files', never read here
-    results = [Result(job=JOB, attachments=(big,)), Result(job=JOB, attachments=(big,))]
-
-    fitted = within_upload_limit(results, 1000)
-
-    assert [r.attachments for r in fitted] == [(big,), ()]
-    assert [r.oversized for r in fitted] == [(), ("a.png",)]
 
 
 async def a_request_of(repository: JobRepository, jobs: int) -> list[Job]:

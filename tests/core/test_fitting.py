@@ -170,3 +170,16 @@ async def test_the_async_wrapper_gives_the_same_result(tmp_path: Path) -> None:
         expected.note,
     )
     assert result.path.parent == original.parent
+
+
+def test_a_files_share_of_the_limit_is_fitted_but_the_note_names_the_whole_limit(
+    tmp_path: Path,
+) -> None:
+    path = noise_png(tmp_path / "job-1-1.png", 512)
+    share = path.stat().st_size // 3
+
+    result = fit_to_limit(path, share, upload_limit=10 * 2**20)
+
+    assert result.size <= share
+    assert result.note is not None
+    assert "10 MB upload limit" in result.note

@@ -34,11 +34,12 @@ from tests.factories import (
     USER_ID,
     a_replicate_provider,
     a_request,
+    a_reservation,
     a_target,
     spooled,
 )
 from tests.fakes.fake_replicate import problem, throttled
-from tests.fakes.loopback import ScriptedResponse
+from tests.fakes.loopback import ScriptedResponse, render_image
 
 
 async def test_polled_job_is_saved_and_delivered(bench: Bench) -> None:
@@ -655,3 +656,23 @@ async def test_restart_finishes_every_unfinished_job_exactly_once(
         [jobs_by_state[s].id for s in (JobState.SUBMITTING, JobState.FAILED)]
     )
     assert bench.fake.create_count == creates_before + 1  # only the queued job was sent
+
+
+async def test_canceling_the_last_unfinished_image_of_a_request_posts_the_others(
+    bench: Bench,
+) -> None:
+    jobs = await bench.service()
+    made, waiting = await bench.repository.create(
+        a_request(), a_target(), callback_token="t", now=1, reservation=a_reservation(jobs=2)
+    )
+    await move_to_submitted(bench.repository, made.id)
+    image, _ = render_image("a red fox", "1:1", png=False)
+    paths = await bench.images.save(f"job-{made.id}", [spooled(bench.images, image, "jpg")])
+    await bench.repository.mark_succeeded(made.id, image_paths=paths, now=2)
+
+    await jobs.cancel(waiting.id, A_MEMBER)
+
+    assert bench.publisher.posts == [[made.id]]
+    posted = await bench.repository.get(made.id)
+    assert posted is not None
+    assert posted.state is JobState.DELIVERED

@@ -310,3 +310,23 @@ async def test_a_results_button_copied_into_another_channel_shows_nothing(
 
     assert "I no longer know that image" in text_of(reply)
     assert "lighthouse" not in text_of(reply)
+
+
+async def test_a_forged_id_naming_a_job_never_posted_cannot_delete_another_result(
+    bot: RunningBot,
+) -> None:
+    """A failed job is never posted: its id forged onto someone else's result reaches nothing."""
+    bot.replicate.fail_next()
+    await bot.command("imagine", {"prompt": "blocked"}, user_id=OTHER_MEMBER)  # job 1, failed
+    await eventually(lambda: bot.job_states() == ["delivered"])
+    await bot.command("imagine", {"prompt": "the victim's image"})
+    [post] = await bot.channel_posts()
+    message = copy.deepcopy(post["message"])
+    forged = "imagine:delete:1"
+    message["components"][-1]["components"][-1]["custom_id"] = forged
+
+    clicked = await bot.discord.click_button(forged, message, user_id=OTHER_MEMBER)
+    reply = await shown_reply(clicked)
+
+    assert "I no longer know that image" in text_of(reply)
+    assert int(post["message"]["id"]) not in bot.discord.deleted_message_ids

@@ -156,6 +156,19 @@ async def test_a_failure_after_the_token_expired_is_told_by_direct_message_only(
     assert bot.discord.channel_messages[bot.discord.channel_id] == []
 
 
+async def test_a_channel_refusing_for_good_gets_the_image_privately_without_retries(
+    bot: RunningBot,
+) -> None:
+    bot.discord.archive_thread(bot.discord.channel_id)  # 400 50083: no retry can change it
+    interaction, _ = await bot.command("imagine", LIGHTHOUSE)
+
+    await eventually(lambda: bot.job_states() == ["delivered"], timeout=5)
+
+    [shown] = private_results(interaction)
+    assert len(shown["attachments"]) == 1
+    assert channel_posts_tried(bot, bot.discord.channel_id) == 1
+
+
 async def test_a_channel_closed_to_the_bot_gets_the_image_in_the_private_response(
     bot: RunningBot,
 ) -> None:

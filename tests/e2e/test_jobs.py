@@ -81,8 +81,25 @@ async def test_an_undelivered_result_is_told_at_the_next_command_once(bot: Runni
 
     [notice] = followups(first)
     assert notice["embeds"][0]["title"] == "Some of your images could not reach you"
-    assert "#1" in notice["embeds"][0]["description"]
+    fields = {f["name"]: f["value"] for f in notice["embeds"][0]["fields"]}
+    assert fields["Kept for you"] == "Job(s) #1: use /jobs and press Show to see them."
     assert followups(second) == []
+
+
+async def test_an_undelivered_failure_is_told_with_its_reason_not_as_kept_images(
+    bot: RunningBot,
+) -> None:
+    bot.replicate.fail_next()
+    await undelivered_job(bot)
+
+    first, _ = await bot.command("quota")
+    await eventually(lambda: bool(followups(first)))
+
+    [notice] = followups(first)
+    fields = {f["name"]: f["value"] for f in notice["embeds"][0]["fields"]}
+    assert "Kept for you" not in fields
+    assert "safety filter" in fields["Job #1 could not be made"]
+    assert fields["Job #1 could not be made"].endswith("1 credit(s) given back.")
 
 
 async def test_jobs_lists_an_undelivered_result_first_and_shows_it(bot: RunningBot) -> None:

@@ -179,3 +179,17 @@ async def test_admins_see_provider_health(runner: BotRunner) -> None:
     assert health["replicate"].startswith("Backing off")
     assert "ProviderRateLimited" in health["replicate"]
     assert health["aiml"].startswith("Healthy")
+
+
+async def test_a_provider_whose_create_answers_with_the_image_shows_the_time_as_generation(
+    runner: BotRunner,
+) -> None:
+    runner.providers.aiml.latency = 0.5  # AIML's create is the generation itself
+    async with runner.run(tiers=routed("aiml")) as bot:
+        await bot.command("imagine", {"prompt": "a lighthouse at dusk"})
+        [post] = await bot.channel_posts()
+
+    fields = {f["name"]: f["value"] for f in post["embeds"][0]["fields"]}
+    waited, generated = (float(part.split()[-2]) for part in fields["Time"].split(" · "))
+    assert generated >= 0.5
+    assert waited < 0.5

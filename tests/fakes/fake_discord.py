@@ -683,6 +683,7 @@ class FakeDiscord:
         self.non_members: set[int] = set()
         self._deleted_channels: set[int] = set()
         self._forbidden_channels: set[int] = set()
+        self._archived_threads: set[int] = set()
         # DM channel -> its member, and the members whose DMs are closed to the bot.
         self._dm_recipients: dict[int, int] = {}
         self._closed_direct_messages: set[int] = set()
@@ -815,6 +816,10 @@ class FakeDiscord:
     def forbid_channel(self, channel_id: int) -> None:
         self._forbidden_channels.add(channel_id)
 
+    def archive_thread(self, channel_id: int) -> None:
+        """Posting in the channel answers 400 50083, as in a thread that has been archived."""
+        self._archived_threads.add(channel_id)
+
     def close_direct_messages(self, user_id: int) -> None:
         """Sending to the member's DM channel answers 403 50007 "Cannot send messages to this
         user" (DMs closed, or no server shared with the bot); opening the channel still works."""
@@ -831,6 +836,7 @@ class FakeDiscord:
         """The channel works again, as after an admin gives the bot back its permissions."""
         self._deleted_channels.discard(channel_id)
         self._forbidden_channels.discard(channel_id)
+        self._archived_threads.discard(channel_id)
 
     def expire_interaction_token(self, token: str) -> None:
         """The token's interaction webhook answers 401 50027, as after its 15 minutes."""
@@ -1527,6 +1533,8 @@ class FakeDiscord:
             raise _ApiError(404, 10003, "Unknown Channel")
         if channel_id in self._forbidden_channels:
             raise _ApiError(403, 50013, "Missing Permissions")
+        if channel_id in self._archived_threads:
+            raise _ApiError(400, 50083, "Operation cannot be performed on an archived thread.")
         recipient = self._dm_recipients.get(channel_id)
         if recipient in self._closed_direct_messages or recipient in self.non_members:
             # Discord: DMs closed to the bot, or no server shared with it.

@@ -81,6 +81,7 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         remix_of=row["remix_of"],
         result_message_id=row["result_message_id"],
         undelivered_told_at=_to_datetime(row["undelivered_told_at"]),
+        create_sent_at=_to_datetime(row["create_sent_at"]),
     )
 
 
@@ -351,7 +352,16 @@ class JobRepository:
 
     async def take_undelivered(self, *, guild_id: int, user_id: int, now: float) -> list[Job]:
         """The member's undeliverable jobs they have not been told of, marked told in the same
-        statement: two commands at once tell them once."""
+        statement: two commands at once tell them once. Read first, so the common answer
+        (nothing) costs no write after every command."""
+        untold = await self._db.execute_fetchall(
+            "SELECT 1 FROM jobs WHERE guild_id = ? AND user_id = ? "  # noqa: S608 - our own enum
+            f"AND state = '{JobState.UNDELIVERABLE.value}' AND undelivered_told_at IS NULL "
+            "LIMIT 1",
+            (guild_id, user_id),
+        )
+        if not untold:
+            return []
         return sorted(
             await self._select(
                 "UPDATE jobs SET undelivered_told_at = ? WHERE guild_id = ? AND user_id = ? "  # noqa: S608 - our own enum
@@ -395,6 +405,7 @@ class JobRepository:
             provider=provider,
             not_applied=_options_column(not_applied),
             attempts=_INCREMENT,
+            create_sent_at=now,
         )
 
     async def mark_not_submitted(
