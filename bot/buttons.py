@@ -167,6 +167,39 @@ def result_actions(client: discord.Client) -> ResultActions | None:
     return cog if isinstance(cog, ResultActions) else None
 
 
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=rf"{PREFIX}:job:(?P<job_id>[0-9]{{1,19}})",
+):
+    """A button naming one job by id (``imagine:<ACTION>:<job_id>``), as in /queue's Cancel
+    and /jobs' Show. Subclasses give their own ``template`` (discord.py matches clicks by it),
+    ``ACTION``, ``LABEL`` and ``STYLE``; the id grants nothing, so each callback loads the job
+    and checks the clicker's rights."""
+
+    ACTION = "job"
+    LABEL = "Job"
+    STYLE = discord.ButtonStyle.secondary
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=f"{self.LABEL} #{job_id}",
+                style=self.STYLE,
+                custom_id=f"{PREFIX}:{self.ACTION}:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[discord.Client],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> JobButton:
+        return cls(int(match["job_id"]))
+
+
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
     """One button under a result; which one is in its custom_id alone (see the module's
     docstring for how it reaches the job service)."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.buttons import JobButton
 from bot.core.delivery import DeliveryService
 from bot.core.domain import Job, JobState
 from bot.core.jobs import JobService
@@ -52,29 +51,12 @@ def _showable(job: Job) -> bool:
     return bool(job.image_paths) and job.state in (JobState.DELIVERED, JobState.UNDELIVERABLE)
 
 
-class ShowResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=SHOW_TEMPLATE):
+class ShowResultButton(JobButton, template=SHOW_TEMPLATE):
     """Re-posts one of the member's finished results to them alone; matched by custom_id so
-    it works after a restart, and it grants nothing: the job is loaded and its owner checked
-    on every click."""
+    it works after a restart."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=f"Show #{job_id}",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:show:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[discord.Client],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> ShowResultButton:
-        return cls(int(match["job_id"]))
+    ACTION = "show"
+    LABEL = "Show"
 
 
 def bound_show_button(jobs: JobService, delivery: DeliveryService) -> type[ShowResultButton]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.buttons import JobButton
 from bot.core.domain import Job
 from bot.core.jobs import JobService
 from bot.messages import NO_MENTIONS, TIER_LABELS, fit, quote
@@ -22,28 +20,13 @@ CANCEL_TEMPLATE = r"imagine:cancel:(?P<job_id>[0-9]+)"
 PROMPT_PREVIEW_CHARS = 200
 
 
-class CancelJobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CANCEL_TEMPLATE):
+class CancelJobButton(JobButton, template=CANCEL_TEMPLATE):
     """A cancel button matched by custom_id, so it keeps working after a restart
     (discord.py's DynamicItem persistent-button pattern) with no state kept in memory."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=f"Cancel #{job_id}",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"imagine:cancel:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[discord.Client],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> CancelJobButton:
-        return cls(int(match["job_id"]))
+    ACTION = "cancel"
+    LABEL = "Cancel"
+    STYLE = discord.ButtonStyle.danger
 
 
 def bound_cancel_button(jobs: JobService) -> type[CancelJobButton]:
