@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.buttons import result_view
 from bot.client import ImagineBot
+from bot.core.blocklist import BlocklistService
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import DiscordSettings, Secrets, Settings
 from bot.core.delivery import DeliveryService
@@ -25,11 +26,13 @@ from bot.core.listener import create_listener_app
 from bot.core.providers.registry import provider_clients
 from bot.core.quotas import QuotaService
 from bot.core.routing import router_for
+from bot.core.storage.blocklist import BlocklistRepository
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
 from bot.publisher import DiscordPublisher
 from cogs.admin import AdminCog
+from cogs.blocklist import BlocklistGroup
 from cogs.help import HelpCog
 from cogs.imagine import ImagineCog
 from cogs.jobs import JobsCog
@@ -88,6 +91,9 @@ async def assemble(
             queue=settings.queue,
             clock=clock.now,
         )
+        blocklist = BlocklistService(
+            repository=BlocklistRepository(settings_database), clock=clock.now
+        )
         router = router_for(settings, providers, clock=clock.now)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
@@ -99,6 +105,7 @@ async def assemble(
             settings,
             repository=repository,
             quotas=quotas,
+            blocklist=blocklist,
             providers=providers,
             router=router,
             images=images,
@@ -110,7 +117,7 @@ async def assemble(
             ImagineCog(jobs),
             QueueCog(bot, jobs),
             QuotaCog(quotas),
-            AdminCog(quotas, router),
+            AdminCog(quotas, router, BlocklistGroup(blocklist)),
             JobsCog(bot, jobs, delivery),
             HelpCog(quotas),
             ResultsCog(bot, jobs),

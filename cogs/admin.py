@@ -134,7 +134,9 @@ def audit_embed(entries: list[AuditEntry]) -> discord.Embed:
     embed = discord.Embed(title="Recent admin changes", colour=discord.Colour.blurple())
     lines = [
         f"{discord.utils.format_dt(entry.created_at, 'f')} <@{entry.actor_id}> "
-        f"**{entry.action}** " + ", ".join(f"{key}={value}" for key, value in entry.details.items())
+        f"**{entry.action}** "
+        # Escaped: a detail may be admin text (a blocklist entry), shown, never interpreted.
+        + ", ".join(f"{key}={quote(str(value), 200)}" for key, value in entry.details.items())
         for entry in entries
     ]
     embed.description = "\n".join(lines) or "No changes yet."
@@ -168,10 +170,17 @@ def providers_embed(reports: list[HealthReport]) -> discord.Embed:
 class AdminCog(commands.GroupCog, group_name="imagine-admin"):
     """Server settings for image credits and the queue."""
 
-    def __init__(self, quotas: QuotaService, router: Router) -> None:
+    def __init__(
+        self, quotas: QuotaService, router: Router, *subgroups: app_commands.Group
+    ) -> None:
+        """``subgroups`` join the command as ``/imagine-admin <group> …`` (the blocklist)."""
         self._quotas = quotas
         self._router = router
         super().__init__()
+        group = self.app_command
+        assert group is not None  # a GroupCog always has its group
+        for subgroup in subgroups:
+            group.add_command(subgroup)
 
     async def _done(
         self, interaction: discord.Interaction[discord.Client], what: str, guild_id: int

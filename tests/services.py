@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 import aiosqlite
 
+from bot.core.blocklist import BlocklistService
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryService, Publisher
@@ -16,6 +17,7 @@ from bot.core.jobs import JobService, job_service_for
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
 from bot.core.routing import Router, router_for
+from bot.core.storage.blocklist import BlocklistRepository
 from bot.core.storage.jobs import JobRepository
 from bot.core.storage.quotas import QuotaRepository
 from tests.factories import InstantClock, ManualClock
@@ -43,6 +45,7 @@ def job_service(
     settings: Settings,
     public_url: str | None,
     router: Router | None = None,
+    blocklist: BlocklistService | None = None,
     clock: Clock | ManualClock | None = None,
     progress_interval: float = PROGRESS_INTERVAL,
 ) -> JobService:
@@ -55,6 +58,7 @@ def job_service(
         settings,
         repository=repository,
         quotas=quota_service(connection, settings, clock=clock.now),
+        blocklist=blocklist or BlocklistService(repository=BlocklistRepository(connection)),
         providers=providers,
         router=router or router_for(settings, providers, clock=clock.now),
         images=images,

@@ -47,6 +47,21 @@ class QuotaExceeded(InvalidRequest):
         self.resets_at = resets_at
 
 
+class PromptBlocked(InvalidRequest):
+    """A server's blocklist refused the prompt or the negative prompt, before anything was
+    queued or charged. The reply never says which entry matched: echoing it would teach the
+    member how to get around it, and the entry is the admins' own text."""
+
+    user_message = (
+        "Your prompt uses a word this server does not allow. Please reword it. Nothing was "
+        "queued or charged."
+    )
+
+    def __init__(self, *, entry_id: int) -> None:
+        super().__init__(detail=f"blocklist entry {entry_id}")
+        self.entry_id = entry_id
+
+
 class NotAllowed(BotError):
     user_message = "You need the Manage Server permission to do that."
 

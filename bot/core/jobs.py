@@ -12,10 +12,10 @@ import dataclasses
 import hmac
 import logging
 import secrets
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from bot.core.blocklist import BlocklistService
 from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryService
@@ -37,24 +37,9 @@ from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
 from bot.core.routing import Router
 from bot.core.storage.protocols import JobStore
+from bot.core.text import is_blank
 
 log = logging.getLogger(__name__)
-
-
-# Letters and symbols that render as nothing (Hangul fillers, the braille blank).
-_INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-# What shows on its own: letters, numbers, punctuation and symbols. Marks only change the
-# character before them (a variation selector alone is nothing), and controls, format
-# characters and separators never render.
-_VISIBLE_CATEGORIES = frozenset("LNPS")
-
-
-def is_blank(text: str) -> bool:
-    """True when nothing in the text would show: a prompt of U+200B and friends is empty."""
-    return not any(
-        unicodedata.category(char)[0] in _VISIBLE_CATEGORIES and char not in _INVISIBLE_CHARACTERS
-        for char in text
-    )
 
 
 def validate_request(request: GenerationRequest, *, max_prompt_length: int) -> GenerationRequest:
@@ -104,6 +89,7 @@ class JobService:
         *,
         repository: JobStore,
         quotas: QuotaService,
+        blocklist: BlocklistService,
         providers: Mapping[str, ImageProvider],
         router: Router,
         trip: JobTrip,
@@ -115,6 +101,7 @@ class JobService:
         self._jobs = repository
         self._delivery = delivery
         self._quotas = quotas
+        self._blocklist = blocklist
         self._providers = providers
         self._router = router
         self._trip = trip
@@ -137,11 +124,13 @@ class JobService:
         ``remix_of``: the job whose result the member started this request from (a button).
 
         Raises InvalidRequest (or a subclass naming the limit) and stores nothing when the
-        prompt, a provider's limits, a queue limit or the member's credits say no. ``reply``
-        shows the member the queued jobs and their place; until it has, the jobs send nothing
-        of their own (their progress or result would otherwise race ahead of it).
+        prompt, the server's blocklist, a provider's limits, a queue limit or the member's
+        credits say no. ``reply`` shows the member the queued jobs and their place; until it
+        has, the jobs send nothing of their own (their progress or result would otherwise race
+        ahead of it).
         """
         request = validate_request(request, max_prompt_length=self._max_prompt_length)
+        await self._blocklist.check(member, request.prompt, request.negative_prompt)
         self._router.check(request)
         images_per_job = self._router.images_per_job(request)
         batch = request.image_count // images_per_job
@@ -309,6 +298,7 @@ def job_service_for(
     *,
     repository: JobStore,
     quotas: QuotaService,
+    blocklist: BlocklistService,
     providers: Mapping[str, ImageProvider],
     router: Router,
     images: ImageStore,
@@ -347,6 +337,7 @@ def job_service_for(
     return JobService(
         repository=repository,
         quotas=quotas,
+        blocklist=blocklist,
         providers=providers,
         router=router,
         trip=trip,

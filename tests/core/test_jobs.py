@@ -19,11 +19,12 @@ from bot.core.errors import (
     SafetyBlocked,
 )
 from bot.core.job_trip import ANSWER_OF_ANOTHER_JOB, UNCONFIRMED_CREATE
-from bot.core.jobs import JobService, Submission, is_blank
+from bot.core.jobs import JobService, Submission
 from bot.core.polling import WAKE_GAP_SECONDS
 from bot.core.providers.http import HttpClient
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
+from bot.core.text import is_blank
 from bot.core.webhooks import sign, signing_key
 from tests.conftest import move_to_submitted, stored_job, table_snapshot
 from tests.core.job_bench import ENDED, SLOW_POLLS, Bench, run_one

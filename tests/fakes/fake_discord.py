@@ -854,7 +854,8 @@ class FakeDiscord:
     ) -> FakeInteraction:
         """Send INTERACTION_CREATE for a synced slash command, as a member using it would.
 
-        ``name`` may name a subcommand after its group (``"imagine-admin grant"``). User and
+        ``name`` may name a subcommand after its command (``"imagine-admin grant"``), or after
+        its command and subcommand group (``"imagine-admin blocklist add"``). User and
         role options take ids and come with the ``resolved`` objects Discord sends. Values are
         checked against the synced option definitions the way Discord's client checks them
         (unknown or missing required options, choices, ranges) and raise ``ValueError`` when a
@@ -868,7 +869,28 @@ class FakeDiscord:
         data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
         resolved: JSON = {}
         definitions = command.get("options") or []
-        if subcommand:
+        group_name, _, in_group = subcommand.partition(" ")
+        if in_group:
+            group = next(
+                (d for d in definitions if d["name"] == group_name and d["type"] == 2), None
+            )
+            if group is None:
+                raise ValueError(f"/{command_name} has no subcommand group {group_name!r}")
+            sub = next(
+                (d for d in group.get("options") or [] if d["name"] == in_group and d["type"] == 1),
+                None,
+            )
+            if sub is None:
+                raise ValueError(f"/{command_name} {group_name} has no subcommand {in_group!r}")
+            filled = self._fill_options(name, sub.get("options") or [], options, resolved)
+            data["options"] = [
+                {
+                    "name": group_name,
+                    "type": 2,
+                    "options": [{"name": in_group, "type": 1, "options": filled}],
+                }
+            ]
+        elif subcommand:
             sub = next((d for d in definitions if d["name"] == subcommand and d["type"] == 1), None)
             if sub is None:
                 raise ValueError(f"/{command_name} has no subcommand {subcommand!r}")

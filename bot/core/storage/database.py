@@ -88,11 +88,7 @@ async def read_together(
 ) -> list[list[sqlite3.Row]]:
     """Each statement's rows, read in one transaction and one hand-off: one snapshot, even
     with another process (``imagine-bot generate``) writing the file meanwhile."""
-
-    def snapshot(sqlite: sqlite3.Connection) -> list[list[sqlite3.Row]]:
-        return _all_or_nothing(sqlite, BEGIN_READ, statements)
-
-    return await on_connection_thread(connection, snapshot)
+    return await transaction(connection, _rows_of(statements), begin=BEGIN_READ)
 
 
 async def write_atomically(
@@ -101,23 +97,38 @@ async def write_atomically(
     """Run ``statements`` as one transaction in one hand-off, returning each one's rows: all of
     them take effect or, if one fails, none. No other coroutine's statement on the shared
     connection can land inside it, so none can be rolled back with it or see half of it."""
-
-    def transaction(sqlite: sqlite3.Connection) -> list[list[sqlite3.Row]]:
-        return _all_or_nothing(sqlite, BEGIN_WRITE, statements)
-
-    return await on_connection_thread(connection, transaction)
+    return await transaction(connection, _rows_of(statements))
 
 
-def _all_or_nothing(
-    sqlite: sqlite3.Connection, begin: str, statements: Sequence[Statement]
-) -> list[list[sqlite3.Row]]:
-    sqlite.execute(begin)
-    try:
-        rows = [sqlite.execute(sql, parameters).fetchall() for sql, parameters in statements]
-        sqlite.execute("COMMIT")
-    except BaseException:
-        _roll_back(sqlite)
-        raise
+async def transaction(
+    connection: aiosqlite.Connection,
+    work: Callable[[sqlite3.Connection], T],
+    *,
+    begin: str = BEGIN_WRITE,
+) -> T:
+    """Run ``work`` in one transaction and one hand-off, also for a change whose statements
+    depend on what the ones before them found (a count against a cap, a row to audit): it
+    commits when ``work`` returns and is rolled back when it raises."""
+
+    def in_transaction(sqlite: sqlite3.Connection) -> T:
+        sqlite.execute(begin)
+        try:
+            result = work(sqlite)
+            sqlite.execute("COMMIT")
+        except BaseException:
+            _roll_back(sqlite)
+            raise
+        return result
+
+    return await on_connection_thread(connection, in_transaction)
+
+
+def _rows_of(
+    statements: Sequence[Statement],
+) -> Callable[[sqlite3.Connection], list[list[sqlite3.Row]]]:
+    def rows(sqlite: sqlite3.Connection) -> list[list[sqlite3.Row]]:
+        return [sqlite.execute(sql, parameters).fetchall() for sql, parameters in statements]
+
     return rows
 
 

@@ -25,6 +25,8 @@ from bot.core.domain import (
 )
 
 LimitSubject = Literal["role", "member"]
+# A blocklist entry is a term (matched as a whole word) or a regular expression.
+BlocklistKind = Literal["term", "regex"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,17 @@ class UsageReport:
     failed: int
     refunded_credits: int
     rows: list[tuple[int, int, str, str, int, str, float]]  # for the CSV export
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistEntry:
+    """One entry of a guild's blocklist; a term is stored normalised, as it is matched."""
+
+    id: int
+    kind: BlocklistKind
+    text: str
+    added_by: int
+    added_at: datetime
 
 
 class JobStore(Protocol):
@@ -239,3 +252,33 @@ class QuotaStore(GuildSettingsStore, Protocol):
     async def audit_trail(self, guild_id: int, *, limit: int) -> list[AuditEntry]: ...
 
     async def usage_report(self, guild_id: int, *, since: float, top: int) -> UsageReport: ...
+
+
+class BlocklistStore(Protocol):
+    """Each guild's blocklist. Read on every submission, changed only by admins, so a service
+    may cache what ``entries`` returns as long as it forgets it on every change made here.
+    Each change is written with its audit row, atomically; the row's details name the entry
+    (its id, kind and text) besides what ``audit`` says."""
+
+    async def entries(self, guild_id: int) -> list[BlocklistEntry]:
+        """The guild's entries, oldest first."""
+        ...
+
+    async def add(
+        self,
+        guild_id: int,
+        kind: BlocklistKind,
+        text: str,
+        *,
+        max_entries: int,
+        audit: AuditFields,
+    ) -> BlocklistEntry | Literal["full", "duplicate"]:
+        """The new entry; or "full" when the guild has ``max_entries`` already, "duplicate"
+        when the same entry is there: then nothing is written."""
+        ...
+
+    async def remove(
+        self, guild_id: int, entry_id: int, *, audit: AuditFields
+    ) -> BlocklistEntry | None:
+        """The removed entry, or None (nothing written) when the guild has no such entry."""
+        ...

@@ -37,6 +37,7 @@ __all__ = [
     "MemberUsage",
     "QuotaRepository",
     "UsageReport",
+    "audit_row",
 ]
 
 
@@ -109,7 +110,7 @@ class QuotaRepository:
             + ", ".join(f"{column} = excluded.{column}" for column in columns)
         )
         await write_atomically(
-            self._db, [(upsert, (guild_id, *changes.values())), _audit(guild_id, audit)]
+            self._db, [(upsert, (guild_id, *changes.values())), audit_row(guild_id, audit)]
         )
 
     async def set_limit(
@@ -137,7 +138,7 @@ class QuotaRepository:
                 (guild_id, subject, subject_id, limit.daily, limit.monthly),
             )
         )
-        await write_atomically(self._db, [change, _audit(guild_id, audit)])
+        await write_atomically(self._db, [change, audit_row(guild_id, audit)])
 
     async def set_tier_roles(
         self, guild_id: int, tier: Tier, role_ids: frozenset[int], *, audit: AuditFields
@@ -154,7 +155,7 @@ class QuotaRepository:
                     )
                     for role_id in sorted(role_ids)
                 ),
-                _audit(guild_id, audit),
+                audit_row(guild_id, audit),
             ],
         )
 
@@ -164,7 +165,7 @@ class QuotaRepository:
             "VALUES (?, ?, ?, ?, ?)",
             (guild_id, user_id, credits, audit.actor_id, audit.now),
         )
-        await write_atomically(self._db, [grant, _audit(guild_id, audit)])
+        await write_atomically(self._db, [grant, audit_row(guild_id, audit)])
 
     async def reset_member(self, guild_id: int, user_id: int, *, audit: AuditFields) -> None:
         reset = (
@@ -172,7 +173,7 @@ class QuotaRepository:
             "ON CONFLICT (guild_id, user_id) DO UPDATE SET reset_at = excluded.reset_at",
             (guild_id, user_id, audit.now),
         )
-        await write_atomically(self._db, [reset, _audit(guild_id, audit)])
+        await write_atomically(self._db, [reset, audit_row(guild_id, audit)])
 
     async def audit_trail(self, guild_id: int, *, limit: int) -> list[AuditEntry]:
         rows = await self._db.execute_fetchall(
@@ -226,7 +227,7 @@ class QuotaRepository:
         )
 
 
-def _audit(guild_id: int, audit: AuditFields) -> Statement:
+def audit_row(guild_id: int, audit: AuditFields) -> Statement:
     """The audit row written in the same transaction as the change it records."""
     return (
         "INSERT INTO admin_audit (guild_id, actor_id, action, details, created_at) "

@@ -126,7 +126,7 @@ async def test_a_burst_from_a_guild_not_yet_cached_reads_its_policy_once(
         policies = await asyncio.gather(*(quotas.policy(GUILD_ID) for _ in range(20)))
 
     assert all(policy == policies[0] for policy in policies)
-    assert trips.calls == ["snapshot"]  # settings, limits and tier roles, read once together
+    assert trips.calls == ["in_transaction"]  # settings, limits and tier roles, read together
 
 
 class HeldPolicyReads(QuotaRepository):
