@@ -196,6 +196,12 @@ def not_applied_text(options: Collection[Option]) -> str:
     return f"The image service for this job cannot set the {names}, so {it} not applied."
 
 
+def safety_floor_text(floor: SafetyLevel) -> str:
+    """Why the image is made stricter than the member asked: the server's rule, not a fault."""
+    label = SAFETY_LABELS[floor]
+    return f"This server's safety floor is {label}: your image is made at {label}."
+
+
 def queued_embed(
     job: Job, position: int | None, *, submission: Submission | None = None
 ) -> discord.Embed:
@@ -227,6 +233,10 @@ def queued_embed(
             name="Images",
             value=f"{len(submission.jobs)} images, posted together once all are ready.",
             inline=False,
+        )
+    if submission is not None and submission.safety_floor is not None:
+        embed.add_field(
+            name="Safety floor", value=safety_floor_text(submission.safety_floor), inline=False
         )
     if submission is not None and submission.not_applied:
         embed.add_field(name="Note", value=not_applied_text(submission.not_applied), inline=False)

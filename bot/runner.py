@@ -23,12 +23,14 @@ from bot.core.delivery import DeliveryService
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService, job_service_for
 from bot.core.listener import create_listener_app
+from bot.core.preferences import PreferenceService
 from bot.core.providers.registry import provider_clients
 from bot.core.quotas import QuotaService
 from bot.core.routing import router_for
 from bot.core.storage.blocklist import BlocklistRepository
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
+from bot.core.storage.preferences import MemberDefaultsRepository
 from bot.core.storage.quotas import QuotaRepository
 from bot.publisher import DiscordPublisher
 from cogs.admin import AdminCog
@@ -39,6 +41,7 @@ from cogs.jobs import JobsCog
 from cogs.queue import QueueCog
 from cogs.quota import QuotaCog
 from cogs.results import ResultsCog
+from cogs.settings import ServerSettingsGroup, SettingsCog
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,10 @@ async def assemble(
         blocklist = BlocklistService(
             repository=BlocklistRepository(settings_database), clock=clock.now
         )
+        # Members' defaults are single-statement writes; beside the admin settings they read.
+        preferences = PreferenceService(
+            repository=MemberDefaultsRepository(settings_database), quotas=quotas, clock=clock.now
+        )
         router = router_for(settings, providers, clock=clock.now)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
@@ -114,10 +121,11 @@ async def assemble(
             clock=clock,
         )
         for cog in (
-            ImagineCog(jobs),
+            ImagineCog(jobs, preferences),
             QueueCog(bot, jobs),
             QuotaCog(quotas),
-            AdminCog(quotas, router, BlocklistGroup(blocklist)),
+            AdminCog(quotas, router, BlocklistGroup(blocklist), ServerSettingsGroup(quotas)),
+            SettingsCog(preferences),
             JobsCog(bot, jobs, delivery),
             HelpCog(quotas),
             ResultsCog(bot, jobs),

@@ -15,6 +15,7 @@ COMMANDS = (
     ("/queue", "Your waiting and running images, with a button to cancel each."),
     ("/jobs", "Your recent images; Show posts one to you again."),
     ("/quota", "Your credits left today and this month."),
+    ("/settings", "Your own defaults for /imagine: tier, shape, safety and file type."),
     ("/imagine-admin", "Server settings, limits and usage (Manage Server)."),
 )
 BUTTONS = (

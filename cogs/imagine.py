@@ -11,13 +11,13 @@ from bot.core.domain import (
     MAX_IMAGES,
     MAX_SEED,
     AspectRatio,
-    GenerationRequest,
-    Option,
     OutputFormat,
     SafetyLevel,
     Tier,
 )
 from bot.core.jobs import JobService, Submission
+from bot.core.preferences import Draft, PreferenceService
+from bot.core.storage.protocols import OptionDefaults
 from bot.messages import NO_MENTIONS, queued_embed
 from cogs.common import member_of, target_of
 
@@ -52,17 +52,18 @@ FORMAT_CHOICES = [
 
 
 class ImagineCog(commands.Cog):
-    def __init__(self, jobs: JobService) -> None:
+    def __init__(self, jobs: JobService, preferences: PreferenceService) -> None:
         self._jobs = jobs
+        self._preferences = preferences
 
     @app_commands.command(name="imagine", description="Generate an image with Google Imagen 4")
     @app_commands.guild_only()
     @app_commands.describe(
         prompt="What should the image show?",
-        tier="Quality tier (default: Fast)",
-        aspect_ratio="Shape of the image (default: 1:1 square)",
-        safety="How strictly to filter (default: Balanced)",
-        output_format="File type (default: JPG where the service offers a choice)",
+        tier="Quality tier (default: yours from /settings, else the server's, else Fast)",
+        aspect_ratio="Shape of the image (default: yours, else the server's, else 1:1)",
+        safety="How strictly to filter (default: yours, else Balanced)",
+        output_format="File type (default: yours, else JPG where the service offers a choice)",
         negative_prompt="What the image should not show",
         seed="A number that makes the result repeatable",
         count="How many images (default: 1)",
@@ -77,32 +78,28 @@ class ImagineCog(commands.Cog):
         self,
         interaction: discord.Interaction[discord.Client],
         prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX],
-        tier: str = Tier.FAST.value,
-        aspect_ratio: str = AspectRatio.SQUARE.value,
+        tier: str | None = None,
+        aspect_ratio: str | None = None,
         safety: str | None = None,
         output_format: str | None = None,
         negative_prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX] | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         count: app_commands.Range[int, 1, MAX_IMAGES] = 1,
     ) -> None:
-        # Options left out are None, so the request knows which ones the member chose.
-        chosen = {Option.SAFETY} if safety is not None else set()
-        if output_format is not None:
-            chosen.add(Option.OUTPUT_FORMAT)
-        request = GenerationRequest(
-            prompt=prompt,
-            tier=Tier(tier),
-            aspect_ratio=AspectRatio(aspect_ratio),
-            safety=SafetyLevel(safety or SafetyLevel.BLOCK_MEDIUM_AND_ABOVE),
-            output_format=OutputFormat(output_format or OutputFormat.JPG),
-            negative_prompt=negative_prompt,
-            seed=seed,
-            image_count=count,
-            chosen=frozenset(chosen),
+        # Options left out are None: the core fills them from the member's defaults, the
+        # server's or the bot's, and knows which ones the member chose.
+        member = member_of(interaction)
+        given = OptionDefaults(
+            tier=None if tier is None else Tier(tier),
+            aspect_ratio=None if aspect_ratio is None else AspectRatio(aspect_ratio),
+            safety=None if safety is None else SafetyLevel(safety),
+            output_format=None if output_format is None else OutputFormat(output_format),
         )
+        draft = Draft(prompt, negative_prompt=negative_prompt, seed=seed, image_count=count)
         # The first response comes before anything that takes time (Discord allows 3 s, and
         # a burst queues commands behind each other): the queued message replaces it.
         await interaction.response.defer(ephemeral=True, thinking=True)
+        request = await self._preferences.request_for(member, draft, given)
 
         async def show_queued(submission: Submission, position: int | None) -> None:
             await interaction.edit_original_response(
@@ -110,6 +107,4 @@ class ImagineCog(commands.Cog):
                 allowed_mentions=NO_MENTIONS,
             )
 
-        await self._jobs.submit(
-            request, target_of(interaction), member_of(interaction), reply=show_queued
-        )
+        await self._jobs.submit(request, target_of(interaction), member, reply=show_queued)

@@ -17,7 +17,7 @@ import discord
 import pytest
 
 from bot.core.delivery import Attachment, Posted, Result
-from bot.core.domain import Job, JobState, Option, Tier
+from bot.core.domain import Job, JobState, Option, SafetyLevel, Tier
 from bot.core.jobs import Submission
 from bot.core.quotas import Allowance, GuildPolicy, PeriodUsage, QuotaStatus
 from bot.core.routing import HealthReport, HealthState
@@ -296,3 +296,14 @@ def test_several_embeds_of_one_message_share_one_total() -> None:
 def test_more_embeds_than_one_message_holds_are_refused() -> None:
     with pytest.raises(ValueError, match="at most 10 embeds"):
         fit_all([discord.Embed(description="x") for _ in range(11)])
+
+
+def test_the_first_reply_says_when_the_safety_floor_made_the_image_stricter() -> None:
+    job = a_job()
+    floored = Submission([job], frozenset(), safety_floor=SafetyLevel.BLOCK_LOW_AND_ABOVE)
+
+    fields = {field.name: field.value for field in queued_embed(job, 1, submission=floored).fields}
+
+    assert fields["Safety floor"] == (
+        "This server's safety floor is Strict: your image is made at Strict."
+    )

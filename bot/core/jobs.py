@@ -29,10 +29,12 @@ from bot.core.domain import (
     JobState,
     Member,
     Option,
+    SafetyLevel,
 )
 from bot.core.errors import CallbackRejected, InvalidRequest, ProviderError
 from bot.core.images import ImageStore
 from bot.core.job_trip import ACTIVE_STATES, JobTrip
+from bot.core.preferences import apply_safety_floor
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService
 from bot.core.routing import Router
@@ -73,10 +75,14 @@ RECENT_JOBS = 10
 @dataclass(frozen=True, slots=True)
 class Submission:
     """The jobs one /imagine became, and the chosen options its likely provider will not
-    apply (the member is told at once; the result says what really happened)."""
+    apply (the member is told at once; the result says what really happened).
+
+    ``safety_floor`` is the server's floor when it made the request stricter than asked.
+    """
 
     jobs: list[Job]
     not_applied: frozenset[Option]
+    safety_floor: SafetyLevel | None = None
 
 
 # Shows the member their queued jobs and the first one's place in the queue.
@@ -122,6 +128,7 @@ class JobService:
     ) -> Submission:
         """Store a validated request as queued jobs holding their credits, and queue them.
         ``remix_of``: the job whose result the member started this request from (a button).
+        The server's safety floor is applied first: a more lenient request runs at the floor.
 
         Raises InvalidRequest (or a subclass naming the limit) and stores nothing when the
         prompt, the server's blocklist, a provider's limits, a queue limit or the member's
@@ -130,6 +137,9 @@ class JobService:
         ahead of it).
         """
         request = validate_request(request, max_prompt_length=self._max_prompt_length)
+        # Here, the one path of /imagine and the result buttons alike, so none bypasses it.
+        policy = await self._quotas.policy(member.guild_id)
+        request, floored = apply_safety_floor(request, policy.safety_floor)
         await self._blocklist.check(member, request.prompt, request.negative_prompt)
         self._router.check(request)
         images_per_job = self._router.images_per_job(request)
@@ -155,7 +165,9 @@ class JobService:
             reservation.credits,
         )
         routes = self._router.routes(request)
-        submission = Submission(jobs, routes[0].not_applied if routes else frozenset())
+        submission = Submission(
+            jobs, routes[0].not_applied if routes else frozenset(), safety_floor=floored
+        )
         if reply is None:
             self._dispatcher.enqueue(jobs)
             return submission

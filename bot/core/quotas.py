@@ -10,11 +10,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.core.config import QueueSettings, QuotaSettings, TierSettings
-from bot.core.domain import Member, Reservation, Tier
+from bot.core.domain import AspectRatio, Member, Reservation, SafetyLevel, Tier
 from bot.core.errors import InvalidRequest, QueueFull, QuotaExceeded, TierRestricted
 from bot.core.storage.protocols import (
     AuditEntry,
@@ -22,6 +22,7 @@ from bot.core.storage.protocols import (
     CreditLimit,
     GuildPolicyRecord,
     JobStore,
+    OptionDefaults,
     QuotaStore,
     UsageReport,
 )
@@ -71,6 +72,11 @@ class GuildPolicy:
     max_running: int
     max_queued_per_member: int
     max_queued_per_guild: int
+    # The most lenient safety level members may use here (None: no floor), and the server's
+    # defaults for options a member leaves out (tier and aspect ratio only). Part of the
+    # cached policy, so reading them costs nothing per command.
+    safety_floor: SafetyLevel | None = None
+    defaults: OptionDefaults = field(default_factory=OptionDefaults)
 
 
 def resolve_policy(
@@ -94,6 +100,17 @@ def resolve_policy(
         max_running=pick(overrides.max_running_per_guild, queue.max_running_per_guild),
         max_queued_per_member=pick(overrides.max_queued_per_member, queue.max_queued_per_member),
         max_queued_per_guild=pick(overrides.max_queued_per_guild, queue.max_queued_per_guild),
+        safety_floor=None
+        if overrides.safety_floor is None
+        else SafetyLevel(overrides.safety_floor),
+        defaults=OptionDefaults(
+            tier=None if overrides.default_tier is None else Tier(overrides.default_tier),
+            aspect_ratio=(
+                None
+                if overrides.default_aspect_ratio is None
+                else AspectRatio(overrides.default_aspect_ratio)
+            ),
+        ),
     )
 
 
@@ -392,6 +409,34 @@ class QuotaService:
                     max_running=max_running,
                     max_queued_per_member=max_queued_per_member,
                     max_queued_per_guild=max_queued_per_guild,
+                ),
+            )
+
+    async def set_safety_floor(
+        self, guild_id: int, actor_id: int, level: SafetyLevel | None
+    ) -> None:
+        """The most lenient level members may use; None lifts the floor. It applies to every
+        job submitted from now on, the result buttons' too."""
+        value = None if level is None else level.value
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"safety_floor": value},
+                audit=self._audit(actor_id, "safety-floor", level=value),
+            )
+
+    async def set_server_defaults(
+        self, guild_id: int, actor_id: int, *, tier: Tier | None, aspect_ratio: AspectRatio | None
+    ) -> None:
+        """Both at once, as the command sets them: one left out (None) is cleared."""
+        tier_value = None if tier is None else tier.value
+        ratio_value = None if aspect_ratio is None else aspect_ratio.value
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"default_tier": tier_value, "default_aspect_ratio": ratio_value},
+                audit=self._audit(
+                    actor_id, "server-defaults", tier=tier_value, aspect_ratio=ratio_value
                 ),
             )
 

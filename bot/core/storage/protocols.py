@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bot.core.domain import (
+    AspectRatio,
     DiscordTarget,
     GenerationRequest,
     Job,
     Option,
     OutputFormat,
     Reservation,
+    SafetyLevel,
     Tier,
 )
 
@@ -40,6 +42,21 @@ class GuildOverrides:
     max_running_per_guild: int | None = None
     max_queued_per_member: int | None = None
     max_queued_per_guild: int | None = None
+    # Stored as the enums' values; None: no floor, no server default.
+    safety_floor: str | None = None
+    default_tier: str | None = None
+    default_aspect_ratio: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptionDefaults:
+    """Defaults for the /imagine options a member may leave out; None: not set here, so the
+    next level decides (the member's own, then the server's, then the bot's)."""
+
+    tier: Tier | None = None
+    aspect_ratio: AspectRatio | None = None
+    safety: SafetyLevel | None = None
+    output_format: OutputFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +227,7 @@ class GuildSettingsStore(Protocol):
     async def policy(self, guild_id: int) -> GuildPolicyRecord: ...
 
     async def update_overrides(
-        self, guild_id: int, changes: Mapping[str, int | None], *, audit: AuditFields
+        self, guild_id: int, changes: Mapping[str, int | str | None], *, audit: AuditFields
     ) -> None:
         """Set some GuildOverrides fields (None restores the default)."""
         ...
@@ -281,4 +298,19 @@ class BlocklistStore(Protocol):
         self, guild_id: int, entry_id: int, *, audit: AuditFields
     ) -> BlocklistEntry | None:
         """The removed entry, or None (nothing written) when the guild has no such entry."""
+        ...
+
+
+class MemberDefaultsStore(Protocol):
+    """Each member's own defaults, per guild. Read once per /imagine (one primary-key row);
+    written only by the member, so nothing is audited."""
+
+    async def member_defaults(self, guild_id: int, user_id: int) -> OptionDefaults:
+        """The member's defaults; all None when they have set none."""
+        ...
+
+    async def save_member_defaults(
+        self, guild_id: int, user_id: int, defaults: OptionDefaults, *, now: float
+    ) -> None:
+        """Replace the member's defaults with these (all None forgets them)."""
         ...

@@ -96,7 +96,7 @@ class QuotaRepository:
     # ------------------------------------------------------------------ admin changes
 
     async def update_overrides(
-        self, guild_id: int, changes: Mapping[str, int | None], *, audit: AuditFields
+        self, guild_id: int, changes: Mapping[str, int | str | None], *, audit: AuditFields
     ) -> None:
         """Set some GuildOverrides fields (None restores the default)."""
         known = {field.name for field in dataclasses.fields(GuildOverrides)}
