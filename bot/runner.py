@@ -35,6 +35,7 @@ from bot.core.storage.quotas import QuotaRepository
 from bot.publisher import DiscordPublisher
 from cogs.admin import AdminCog
 from cogs.blocklist import BlocklistGroup
+from cogs.channels import ChannelsGroup
 from cogs.help import HelpCog
 from cogs.imagine import ImagineCog
 from cogs.jobs import JobsCog
@@ -124,7 +125,13 @@ async def assemble(
             ImagineCog(jobs, preferences),
             QueueCog(bot, jobs),
             QuotaCog(quotas),
-            AdminCog(quotas, router, BlocklistGroup(blocklist), ServerSettingsGroup(quotas)),
+            AdminCog(
+                quotas,
+                router,
+                BlocklistGroup(blocklist),
+                ServerSettingsGroup(quotas),
+                ChannelsGroup(quotas),
+            ),
             SettingsCog(preferences),
             JobsCog(bot, jobs, delivery),
             HelpCog(quotas),

@@ -11,6 +11,10 @@ from bot.core.errors import InvalidRequest
 def target_of(interaction: discord.Interaction[discord.Client]) -> DiscordTarget:
     if interaction.channel_id is None:
         raise InvalidRequest("I cannot tell which channel to post in; please try again.")
+    # Discord sends a thread's parent with the interaction's channel, so a thread under an
+    # allowed channel is allowed too.
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
     return DiscordTarget(
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id,
@@ -19,6 +23,7 @@ def target_of(interaction: discord.Interaction[discord.Client]) -> DiscordTarget
         interaction_token=interaction.token,
         interaction_expires_at=interaction.expires_at,
         attachment_size_limit=interaction.filesize_limit,
+        parent_channel_id=parent_id,
     )
 
 

@@ -82,6 +82,12 @@ def settings_embed(policy: GuildPolicy) -> discord.Embed:
         f"Aspect ratio: {'not set' if server.aspect_ratio is None else server.aspect_ratio}",
         inline=False,
     )
+    allowed = policy.allowed_channels
+    embed.add_field(
+        name="Allowed channels",
+        value=" ".join(f"<#{channel}>" for channel in sorted(allowed)) or "every channel",
+        inline=False,
+    )
     for name, value, inline in fields:
         embed.add_field(name=name, value=value, inline=inline)
     return fit(embed)

@@ -141,6 +141,9 @@ class DiscordTarget:
     interaction_token: str
     interaction_expires_at: datetime
     attachment_size_limit: int
+    # The channel a thread belongs to (None outside threads): a server's allowed channels
+    # include the threads under them. Only the request's check reads it; it is not stored.
+    parent_channel_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

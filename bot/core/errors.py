@@ -62,6 +62,27 @@ class PromptBlocked(InvalidRequest):
         self.entry_id = entry_id
 
 
+class ChannelNotAllowed(InvalidRequest):
+    """The server lets /imagine and the result buttons work only in some channels, and this
+    is not one of them; nothing was queued or charged. The message points at a few allowed
+    channels as ``<#id>`` mentions, which Discord shows as links and which never ping."""
+
+    # Enough to find one nearby; the whole list is for /imagine-admin channels list.
+    NAMED = 3
+
+    def __init__(self, *, allowed: frozenset[int]) -> None:
+        named = sorted(allowed)[: self.NAMED]
+        where = ", ".join(f"<#{channel}>" for channel in named)
+        more = len(allowed) - len(named)
+        if more:
+            where += f" (and {more} more)"
+        super().__init__(
+            f"Images can't be made in this channel on this server. Please use {where}. "
+            "Nothing was queued or charged."
+        )
+        self.allowed = allowed
+
+
 class NotAllowed(BotError):
     user_message = "You need the Manage Server permission to do that."
 

@@ -36,7 +36,7 @@ from bot.core.images import ImageStore
 from bot.core.job_trip import ACTIVE_STATES, JobTrip
 from bot.core.preferences import apply_safety_floor
 from bot.core.providers.base import ImageProvider
-from bot.core.quotas import QuotaService
+from bot.core.quotas import QuotaService, check_channel_allowed
 from bot.core.routing import Router
 from bot.core.storage.protocols import JobStore
 from bot.core.text import is_blank
@@ -128,17 +128,19 @@ class JobService:
     ) -> Submission:
         """Store a validated request as queued jobs holding their credits, and queue them.
         ``remix_of``: the job whose result the member started this request from (a button).
-        The server's safety floor is applied first: a more lenient request runs at the floor.
+        The server's allowed channels are checked first (``target``'s channel, or a thread's
+        parent), then its safety floor applied: a more lenient request runs at the floor.
 
         Raises InvalidRequest (or a subclass naming the limit) and stores nothing when the
-        prompt, the server's blocklist, a provider's limits, a queue limit or the member's
-        credits say no. ``reply`` shows the member the queued jobs and their place; until it
-        has, the jobs send nothing of their own (their progress or result would otherwise race
-        ahead of it).
+        channel, the prompt, the server's blocklist, a provider's limits, a queue limit or the
+        member's credits say no. ``reply`` shows the member the queued jobs and their place;
+        until it has, the jobs send nothing of their own (their progress or result would
+        otherwise race ahead of it).
         """
         request = validate_request(request, max_prompt_length=self._max_prompt_length)
         # Here, the one path of /imagine and the result buttons alike, so none bypasses it.
         policy = await self._quotas.policy(member.guild_id)
+        check_channel_allowed(policy, target)
         request, floored = apply_safety_floor(request, policy.safety_floor)
         await self._blocklist.check(member, request.prompt, request.negative_prompt)
         self._router.check(request)

@@ -14,8 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.core.config import QueueSettings, QuotaSettings, TierSettings
-from bot.core.domain import AspectRatio, Member, Reservation, SafetyLevel, Tier
-from bot.core.errors import InvalidRequest, QueueFull, QuotaExceeded, TierRestricted
+from bot.core.domain import AspectRatio, DiscordTarget, Member, Reservation, SafetyLevel, Tier
+from bot.core.errors import (
+    ChannelNotAllowed,
+    InvalidRequest,
+    QueueFull,
+    QuotaExceeded,
+    TierRestricted,
+)
 from bot.core.storage.protocols import (
     AuditEntry,
     AuditFields,
@@ -77,6 +83,20 @@ class GuildPolicy:
     # cached policy, so reading them costs nothing per command.
     safety_floor: SafetyLevel | None = None
     defaults: OptionDefaults = field(default_factory=OptionDefaults)
+    # Where /imagine and the result buttons work; empty: everywhere.
+    allowed_channels: frozenset[int] = frozenset()
+
+
+def check_channel_allowed(policy: GuildPolicy, target: DiscordTarget) -> None:
+    """Refuse a request made outside the server's allowed channels (none listed: anywhere).
+
+    A thread counts as its parent channel too: admins list the channels members see, and
+    a thread started under one of them is part of it. A thread may also be listed itself.
+    """
+    allowed = policy.allowed_channels
+    if not allowed or target.channel_id in allowed or target.parent_channel_id in allowed:
+        return
+    raise ChannelNotAllowed(allowed=allowed)
 
 
 def resolve_policy(
@@ -111,6 +131,7 @@ def resolve_policy(
                 else AspectRatio(overrides.default_aspect_ratio)
             ),
         ),
+        allowed_channels=record.allowed_channels,
     )
 
 
@@ -482,6 +503,24 @@ class QuotaService:
                 role_ids,
                 audit=self._audit(
                     actor_id, "tier-roles", tier=tier.value, role_ids=sorted(role_ids)
+                ),
+            )
+
+    async def set_channel_allowed(
+        self, guild_id: int, actor_id: int, channel_id: int, *, allowed: bool
+    ) -> bool:
+        """List (or unlist) a channel where /imagine and the result buttons work; the first
+        channel listed closes every other one. False when nothing changed (already listed, or
+        not listed): then nothing is audited."""
+        async with self._changing_policy(guild_id):
+            return await self._repository.set_channel_allowed(
+                guild_id,
+                channel_id,
+                allowed,
+                audit=self._audit(
+                    actor_id,
+                    "channels-add" if allowed else "channels-remove",
+                    channel_id=channel_id,
                 ),
             )
 

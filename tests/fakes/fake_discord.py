@@ -136,6 +136,7 @@ MODAL_LABEL_MAX = 45
 LABEL_DESCRIPTION_MAX = 100
 TEXT_INPUT_MAX = 4000
 USER_OPTION = 6
+CHANNEL_OPTION = 7
 ROLE_OPTION = 8
 CHAT_INPUT = 1
 CHANNEL_MESSAGE_WITH_SOURCE = 4
@@ -855,8 +856,8 @@ class FakeDiscord:
         """Send INTERACTION_CREATE for a synced slash command, as a member using it would.
 
         ``name`` may name a subcommand after its command (``"imagine-admin grant"``), or after
-        its command and subcommand group (``"imagine-admin blocklist add"``). User and
-        role options take ids and come with the ``resolved`` objects Discord sends. Values are
+        its command and subcommand group (``"imagine-admin blocklist add"``). User, role and
+        channel options take ids and come with the ``resolved`` objects Discord sends. Values are
         checked against the synced option definitions the way Discord's client checks them
         (unknown or missing required options, choices, ranges) and raise ``ValueError`` when a
         member could not have sent them. ``permissions`` are the invoking member's.
@@ -1018,6 +1019,8 @@ class FakeDiscord:
                 value = given[definition["name"]]
                 if definition["type"] in (USER_OPTION, ROLE_OPTION):
                     value = self._resolve(definition, value, resolved)
+                elif definition["type"] == CHANNEL_OPTION:
+                    value = self._resolve_channel(definition, value, resolved)
                 else:
                     value = _option_value(definition, value)
                 filled.append(
@@ -1041,6 +1044,26 @@ class FakeDiscord:
             member = self._member(value)
             del member["user"]
             resolved.setdefault("members", {})[str(value)] = {**member, "permissions": "0"}
+        return str(value)
+
+    def _resolve_channel(self, definition: JSON, value: object, resolved: JSON) -> str:
+        """A channel option: the id as a string, with the partial channel (and the invoking
+        member's permissions in it) in ``resolved.channels``, as Discord sends it. The fake's
+        channels are all text channels, offered only where ``channel_types`` allows them."""
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"option {definition['name']!r} takes a channel id, not {value!r}")
+        types = definition.get("channel_types")
+        if types and 0 not in types:
+            raise ValueError(f"option {definition['name']!r} takes channels of types {types}")
+        guild_id = self._channel_guilds.get(value, self.guild_id)
+        channel = self._channel(value, guild_id)
+        resolved.setdefault("channels", {})[str(value)] = {
+            "id": channel["id"],
+            "type": channel["type"],
+            "name": channel["name"],
+            "parent_id": channel["parent_id"],
+            "permissions": PERMISSIONS,
+        }
         return str(value)
 
     async def _send_interaction(

@@ -101,8 +101,12 @@ def _as_inserted(
     """
     created = datetime.fromtimestamp(now, UTC)
     stored_expiry = datetime.fromtimestamp(target.interaction_expires_at.timestamp(), UTC)
-    if stored_expiry != target.interaction_expires_at:  # the column keeps a float of seconds
-        target = dataclasses.replace(target, interaction_expires_at=stored_expiry)
+    # The column keeps a float of seconds; a thread's parent is not stored (only the
+    # request's channel check reads it), so a read of the row has neither.
+    if stored_expiry != target.interaction_expires_at or target.parent_channel_id is not None:
+        target = dataclasses.replace(
+            target, interaction_expires_at=stored_expiry, parent_channel_id=None
+        )
     return Job(
         id=row["id"],
         state=JobState.QUEUED,

@@ -73,6 +73,8 @@ class GuildPolicyRecord:
     role_limits: Mapping[int, CreditLimit]
     member_limits: Mapping[int, CreditLimit]
     tier_roles: Mapping[Tier, frozenset[int]]
+    # Where /imagine and the result buttons work; empty: everywhere.
+    allowed_channels: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +250,13 @@ class GuildSettingsStore(Protocol):
         self, guild_id: int, tier: Tier, role_ids: frozenset[int], *, audit: AuditFields
     ) -> None:
         """Restrict a tier to these roles; an empty set opens it to everyone."""
+        ...
+
+    async def set_channel_allowed(
+        self, guild_id: int, channel_id: int, allowed: bool, *, audit: AuditFields
+    ) -> bool:
+        """List (``allowed``) or unlist a channel for /imagine; False, with nothing written,
+        when it already was (or was not) listed, so the trail records only real changes."""
         ...
 
 

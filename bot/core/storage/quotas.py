@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import aiosqlite
 
 from bot.core.domain import Charge, Tier
-from bot.core.storage.database import Statement, read_together, write_atomically
+from bot.core.storage.database import Statement, read_together, transaction, write_atomically
 from bot.core.storage.protocols import (
     AuditEntry,
     AuditFields,
@@ -48,10 +49,10 @@ class QuotaRepository:
         self._db = connection
 
     async def policy(self, guild_id: int) -> GuildPolicyRecord:
-        """Three reads in one round trip and one snapshot. An admin change is one transaction
+        """Four reads in one round trip and one snapshot. An admin change is one transaction
         on the connection's thread too (``write_atomically``), so half of one (a tier's roles
         deleted, not yet inserted) is never seen."""
-        settings, limit_rows, role_rows = await read_together(
+        settings, limit_rows, role_rows, channel_rows = await read_together(
             self._db,
             [
                 ("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)),
@@ -61,6 +62,7 @@ class QuotaRepository:
                     (guild_id,),
                 ),
                 ("SELECT tier, role_id FROM tier_roles WHERE guild_id = ?", (guild_id,)),
+                ("SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)),
             ],
         )
         fields = [field.name for field in dataclasses.fields(GuildOverrides)]
@@ -76,6 +78,7 @@ class QuotaRepository:
             role_limits=limits["role"],
             member_limits=limits["member"],
             tier_roles={tier: frozenset(roles) for tier, roles in tier_roles.items()},
+            allowed_channels=frozenset(int(row[0]) for row in channel_rows),
         )
 
     async def member_reset_at(self, guild_id: int, user_id: int) -> float | None:
@@ -158,6 +161,32 @@ class QuotaRepository:
                 audit_row(guild_id, audit),
             ],
         )
+
+    async def set_channel_allowed(
+        self, guild_id: int, channel_id: int, allowed: bool, *, audit: AuditFields
+    ) -> bool:
+        """List or unlist a channel; the audit row is written only when a row changed, in the
+        same transaction (the change's own row count decides, so two admins racing to add the
+        same channel leave one row and one audit entry)."""
+
+        def change(sqlite: sqlite3.Connection) -> bool:
+            if allowed:
+                cursor = sqlite.execute(
+                    "INSERT INTO allowed_channels (guild_id, channel_id, added_by, added_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id, channel_id) DO NOTHING",
+                    (guild_id, channel_id, audit.actor_id, audit.now),
+                )
+            else:
+                cursor = sqlite.execute(
+                    "DELETE FROM allowed_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                )
+            if cursor.rowcount == 0:
+                return False
+            sqlite.execute(*audit_row(guild_id, audit))
+            return True
+
+        return await transaction(self._db, change)
 
     async def grant(self, guild_id: int, user_id: int, credits: int, *, audit: AuditFields) -> None:
         grant = (
