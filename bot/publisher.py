@@ -9,14 +9,16 @@ from typing import Any, cast
 
 import discord
 
-from bot.core.delivery import Attachment, Posted, Result
+from bot.core.delivery import Attachment, ModLogReport, Posted, Result
 from bot.core.domain import Job
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
 from bot.messages import (
     failure_embed,
+    fit,
     fit_all,
     outcome_embed,
     queued_embed,
+    quote,
     request_embed,
     requester_only,
 )
@@ -148,6 +150,22 @@ class DiscordPublisher:
                 raise
             log.info("job %s: progress not shown, the interaction token is gone", job.id)
 
+    async def report_to_mod_log(self, channel_id: int, report: ModLogReport) -> None:
+        """One embed in the mod-log channel. The member is named by a mention, which shows
+        who it was without pinging them (no mentions allowed); the prompt is escaped, clipped
+        and behind a spoiler, as it may be what the server does not want read."""
+        channel = self._client.get_partial_messageable(channel_id)
+        try:
+            await channel.send(
+                embed=mod_log_embed(report), allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                raise ChannelUnavailable(
+                    detail=f"mod-log channel {channel_id} refused: {exc}"
+                ) from exc
+            raise
+
     def _interaction_webhook(self, job: Job) -> discord.Webhook:
         """The webhook of the job's interaction, reachable for 15 minutes after the command."""
         webhook = discord.Webhook.partial(
@@ -156,6 +174,22 @@ class DiscordPublisher:
         # partial() makes an incoming webhook; only application webhooks may send ephemerals.
         webhook.type = discord.WebhookType.application
         return webhook
+
+
+# Room for the spoiler bars around the prompt within a field's 1,024 characters.
+SPOILER_PROMPT_LIMIT = 1_000
+
+
+def mod_log_embed(report: ModLogReport) -> discord.Embed:
+    embed = discord.Embed(title=report.title, colour=discord.Colour.orange(), timestamp=report.at)
+    embed.add_field(name="Member", value=f"<@{report.user_id}>", inline=True)
+    embed.add_field(name="When", value=discord.utils.format_dt(report.at), inline=True)
+    for name, value in report.details:
+        embed.add_field(name=name, value=value, inline=False)
+    embed.add_field(
+        name="Prompt", value=f"||{quote(report.prompt, SPOILER_PROMPT_LIMIT)}||", inline=False
+    )
+    return fit(embed)
 
 
 def _private_embeds(results: Sequence[Result]) -> list[discord.Embed]:

@@ -23,6 +23,7 @@ from bot.core.delivery import DeliveryService
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService, job_service_for
 from bot.core.listener import create_listener_app
+from bot.core.modlog import ModLog
 from bot.core.preferences import PreferenceService
 from bot.core.providers.registry import provider_clients
 from bot.core.quotas import QuotaService
@@ -105,9 +106,10 @@ async def assemble(
         router = router_for(settings, providers, clock=clock.now)
         bot = ImagineBot(sync_commands=settings.discord.sync_commands)
         stack.push_async_callback(bot.close)
-        delivery = DeliveryService(
-            DiscordPublisher(bot, result_view=result_view), images, repository, clock=clock
-        )
+        publisher = DiscordPublisher(bot, result_view=result_view)
+        # Blocked prompts and safety-blocked jobs, posted where each server's admins chose.
+        mod_log = ModLog(publisher, quotas, clock=clock)
+        delivery = DeliveryService(publisher, images, repository, clock=clock)
         public_url = settings.webhook.public_url
         jobs = job_service_for(
             settings,
@@ -120,6 +122,7 @@ async def assemble(
             delivery=delivery,
             public_url=str(public_url) if public_url else None,
             clock=clock,
+            mod_log=mod_log,
         )
         for cog in (
             ImagineCog(jobs, preferences),

@@ -112,6 +112,15 @@ def usage_embed(report: UsageReport, period: str) -> discord.Embed:
         inline=False,
     )
     embed.add_field(
+        name="Safety blocks",
+        value="\n".join(
+            f"<@{user_id}>: {count} job(s)"
+            for user_id, count in sorted(report.safety_blocked.items(), key=lambda i: -i[1])[:10]
+        )
+        or "none",
+        inline=False,
+    )
+    embed.add_field(
         name="Jobs",
         value=f"{report.jobs} in all · {report.failed} failed · "
         f"{report.refunded_credits} credit(s) refunded",
@@ -123,10 +132,13 @@ def usage_embed(report: UsageReport, period: str) -> discord.Embed:
 def usage_csv(report: UsageReport) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["job_id", "user_id", "tier", "state", "credits", "charge", "created_at"])
+    writer.writerow(
+        ["job_id", "user_id", "tier", "state", "credits", "charge", "created_at", "safety_blocked"]
+    )
     for job_id, user_id, tier, state, credits, charge, created_at in report.rows:
         moment = datetime.fromtimestamp(created_at, UTC).isoformat(timespec="seconds")
-        writer.writerow([job_id, user_id, tier, state, credits, charge, moment])
+        blocked = int(job_id in report.safety_blocked_job_ids)
+        writer.writerow([job_id, user_id, tier, state, credits, charge, moment, blocked])
     return buffer.getvalue().encode()
 
 

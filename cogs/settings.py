@@ -88,6 +88,10 @@ def settings_embed(policy: GuildPolicy) -> discord.Embed:
         value=" ".join(f"<#{channel}>" for channel in sorted(allowed)) or "every channel",
         inline=False,
     )
+    mod_log = policy.mod_log_channel_id
+    embed.add_field(
+        name="Mod log", value="off" if mod_log is None else f"<#{mod_log}>", inline=False
+    )
     for name, value, inline in fields:
         embed.add_field(name=name, value=value, inline=inline)
     return fit(embed)
@@ -160,6 +164,22 @@ class ServerSettingsGroup(app_commands.Group):
             aspect_ratio=None if aspect_ratio is None else AspectRatio(aspect_ratio),
         )
         await self._done(interaction, "Server defaults updated.", guild_id)
+
+    @app_commands.command(
+        name="mod-log", description="Where blocked prompts and safety blocks are reported"
+    )
+    @app_commands.describe(channel="The mod-log channel (leave out to turn the mod log off)")
+    async def mod_log(
+        self,
+        interaction: discord.Interaction[discord.Client],
+        channel: app_commands.AppCommandChannel | None = None,
+    ) -> None:
+        # One command with an optional channel, like /imagine-admin exempt-role: leaving the
+        # option out is how every other setting here is cleared.
+        guild_id, actor = _guild_and_actor(interaction)
+        await self._quotas.set_mod_log(guild_id, actor, None if channel is None else channel.id)
+        what = "Mod log turned off." if channel is None else "Mod log channel set."
+        await self._done(interaction, what, guild_id)
 
     @app_commands.command(name="show", description="Show every setting of this server")
     async def show(self, interaction: discord.Interaction[discord.Client]) -> None:

@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import regex
 
@@ -103,6 +103,7 @@ class Hit:
 
     entry_id: int
     timed_out: bool = False
+    kind: str = field(default="term", compare=False)  # the entry's, for the mod log
 
 
 class Matcher:
@@ -110,6 +111,8 @@ class Matcher:
 
     def __init__(self, entries: Iterable[BlocklistEntry]) -> None:
         ordered = sorted(entries, key=lambda entry: (entry.kind != "term", entry.id))
+        # Each entry's kind, which the mod log names beside its id.
+        self._kinds: dict[int, str] = {entry.id: entry.kind for entry in ordered}
         self._patterns = [
             (
                 entry.id,
@@ -141,12 +144,12 @@ class Matcher:
             for entry_id, pattern in self._patterns:
                 left = deadline - timer()
                 if left <= 0:
-                    return Hit(entry_id, timed_out=True)
+                    return Hit(entry_id, timed_out=True, kind=self._kinds[entry_id])
                 try:
                     if pattern.search(text, timeout=left) is not None:
-                        return Hit(entry_id)
+                        return Hit(entry_id, kind=self._kinds[entry_id])
                 except TimeoutError:
-                    return Hit(entry_id, timed_out=True)
+                    return Hit(entry_id, timed_out=True, kind=self._kinds[entry_id])
         return None
 
 
@@ -209,7 +212,7 @@ class BlocklistService:
                 member.guild_id,
                 member.user_id,
             )
-        raise PromptBlocked(entry_id=hit.entry_id)
+        raise PromptBlocked(entry_id=hit.entry_id, kind=hit.kind)
 
     async def entries(self, guild_id: int) -> list[BlocklistEntry]:
         return await self._repository.entries(guild_id)

@@ -74,6 +74,19 @@ class Posted:
     jump_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class ModLogReport:
+    """What the mod log is told about a refused prompt or a safety-blocked job: who, when,
+    what refused it (``details``: label and value, e.g. the blocklist entry or the job and
+    its provider) and the prompt, which the publisher hides behind a spoiler."""
+
+    title: str
+    user_id: int
+    at: datetime
+    prompt: str
+    details: tuple[tuple[str, str], ...] = ()
+
+
 class Publisher(Protocol):
     """What the core needs from Discord."""
 
@@ -95,6 +108,10 @@ class Publisher(Protocol):
 
     async def publish_progress(self, job: Job, position: int | None) -> None:
         """Update the member's queued message: a new position, or None once it started."""
+
+    async def report_to_mod_log(self, channel_id: int, report: ModLogReport) -> None:
+        """Post a report in the server's mod-log channel, pinging nobody. Raise
+        ChannelUnavailable when the channel is gone or closed to the bot."""
 
 
 class DeliveryService:

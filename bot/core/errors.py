@@ -57,9 +57,11 @@ class PromptBlocked(InvalidRequest):
         "queued or charged."
     )
 
-    def __init__(self, *, entry_id: int) -> None:
+    def __init__(self, *, entry_id: int, kind: str = "term") -> None:
         super().__init__(detail=f"blocklist entry {entry_id}")
         self.entry_id = entry_id
+        # "term" or "regex": named in the mod log, never to the member.
+        self.kind = kind
 
 
 class ChannelNotAllowed(InvalidRequest):

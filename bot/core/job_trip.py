@@ -27,8 +27,10 @@ from bot.core.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     ResultUnavailable,
+    SafetyBlocked,
 )
 from bot.core.images import Image, ImageStore
+from bot.core.modlog import ModLog
 from bot.core.polling import await_completion, poll_waits
 from bot.core.providers.base import CallbackProof, ImageProvider, ProviderJob, ProviderStatus
 from bot.core.routing import Route, Router
@@ -105,8 +107,10 @@ class JobTrip:
         settings: JobSettings,
         public_url: str | None,
         clock: Clock,
+        mod_log: ModLog | None = None,
     ) -> None:
         self._jobs = repository
+        self._mod_log = mod_log
         self._providers = providers
         self._router = router
         self._tiers = tiers
@@ -398,9 +402,16 @@ class JobTrip:
 
     async def fail(self, job: Job, error: BotError) -> Job:
         log.info("job %s failed: %s (%s)", job.id, type(error).__name__, error.detail)
+        blocked = isinstance(error, SafetyBlocked)
         failed = await self._jobs.mark_failed(
-            job.id, error=error.user_message, now=self._clock.now()
+            job.id,
+            error=error.user_message,
+            now=self._clock.now(),
+            outcome="safety_blocked" if blocked else None,
         )
+        # Only the transition that ended it reports, so a job is reported once.
+        if blocked and failed is not None and self._mod_log is not None:
+            self._mod_log.safety_blocked(failed)
         # None: it had already ended (canceled meanwhile); the table says how.
         return failed or await self._load(job.id)
 

@@ -31,9 +31,10 @@ from bot.core.domain import (
     Option,
     SafetyLevel,
 )
-from bot.core.errors import CallbackRejected, InvalidRequest, ProviderError
+from bot.core.errors import CallbackRejected, InvalidRequest, PromptBlocked, ProviderError
 from bot.core.images import ImageStore
 from bot.core.job_trip import ACTIVE_STATES, JobTrip
+from bot.core.modlog import ModLog
 from bot.core.preferences import apply_safety_floor
 from bot.core.providers.base import ImageProvider
 from bot.core.quotas import QuotaService, check_channel_allowed
@@ -103,8 +104,10 @@ class JobService:
         delivery: DeliveryService,
         max_prompt_length: int,
         clock: Clock,
+        mod_log: ModLog | None = None,
     ) -> None:
         self._jobs = repository
+        self._mod_log = mod_log
         self._delivery = delivery
         self._quotas = quotas
         self._blocklist = blocklist
@@ -142,7 +145,17 @@ class JobService:
         policy = await self._quotas.policy(member.guild_id)
         check_channel_allowed(policy, target)
         request, floored = apply_safety_floor(request, policy.safety_floor)
-        await self._blocklist.check(member, request.prompt, request.negative_prompt)
+        try:
+            await self._blocklist.check(member, request.prompt, request.negative_prompt)
+        except PromptBlocked as refusal:
+            # The member's refusal names nothing; the mod log gets the full story, posted on
+            # the side so the refusal does not wait for it.
+            if self._mod_log is not None:
+                prompt = request.prompt
+                if request.negative_prompt:
+                    prompt += f"\nNegative: {request.negative_prompt}"
+                self._mod_log.prompt_blocked(member, refusal, prompt)
+            raise
         self._router.check(request)
         images_per_job = self._router.images_per_job(request)
         batch = request.image_count // images_per_job
@@ -259,6 +272,8 @@ class JobService:
         """Cancel in-memory work; every job's state is in the database for the next start."""
         await self._dispatcher.stop()
         await self._trip.settle()
+        if self._mod_log is not None:
+            await self._mod_log.settle()
 
     # ----------------------------------------------------------------- provider callbacks
 
@@ -321,6 +336,7 @@ def job_service_for(
     clock: Clock,
     recovery_seconds: float = RECOVERY_SECONDS,
     progress_interval: float = PROGRESS_INTERVAL,
+    mod_log: ModLog | None = None,
 ) -> JobService:
     """The job service with its trip and dispatcher, wired from the settings; a change of the
     guilds' settings wakes the dispatcher."""
@@ -334,6 +350,7 @@ def job_service_for(
         settings=settings.jobs,
         public_url=public_url,
         clock=clock,
+        mod_log=mod_log,
     )
     dispatcher = Dispatcher(
         trip=trip,
@@ -359,4 +376,5 @@ def job_service_for(
         delivery=delivery,
         max_prompt_length=settings.discord.max_prompt_length,
         clock=clock,
+        mod_log=mod_log,
     )

@@ -85,6 +85,8 @@ class GuildPolicy:
     defaults: OptionDefaults = field(default_factory=OptionDefaults)
     # Where /imagine and the result buttons work; empty: everywhere.
     allowed_channels: frozenset[int] = frozenset()
+    # Where blocked prompts and safety-blocked jobs are reported; None: not reported.
+    mod_log_channel_id: int | None = None
 
 
 def check_channel_allowed(policy: GuildPolicy, target: DiscordTarget) -> None:
@@ -132,6 +134,7 @@ def resolve_policy(
             ),
         ),
         allowed_channels=record.allowed_channels,
+        mod_log_channel_id=overrides.mod_log_channel_id,
     )
 
 
@@ -459,6 +462,16 @@ class QuotaService:
                 audit=self._audit(
                     actor_id, "server-defaults", tier=tier_value, aspect_ratio=ratio_value
                 ),
+            )
+
+    async def set_mod_log(self, guild_id: int, actor_id: int, channel_id: int | None) -> None:
+        """Where blocked prompts and safety-blocked jobs are reported; None stops reporting.
+        Part of the cached policy, so a report costs no read of its own."""
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"mod_log_channel_id": channel_id},
+                audit=self._audit(actor_id, "mod-log", channel_id=channel_id),
             )
 
     async def set_role_limit(

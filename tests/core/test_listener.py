@@ -52,6 +52,9 @@ class NeverPublishes:
     async def show_outcome(self, *_: object) -> None:
         raise AssertionError("callbacks must not publish")
 
+    async def report_to_mod_log(self, *_: object) -> None:
+        raise AssertionError("nothing is reported here")
+
     async def publish_progress(self, *_: object) -> None:
         raise AssertionError("callbacks must not publish")
 

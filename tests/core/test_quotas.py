@@ -353,6 +353,20 @@ async def test_usage_report_counts_a_failure_after_it_was_posted(
     assert (report.failed, report.refunded_credits) == (1, 2)
 
 
+async def test_usage_report_counts_safety_blocks_per_member(
+    jobs: JobService, quotas: QuotaService
+) -> None:
+    blocked = await submit(jobs, member(user_id=USER_ID), Tier.FAST)
+    other_failure = await submit(jobs, member(user_id=OTHER_USER), Tier.FAST)
+    await jobs._jobs.mark_failed(blocked, error="blocked", now=1, outcome="safety_blocked")
+    await jobs._jobs.mark_failed(other_failure, error="provider down", now=1)
+
+    report = await quotas.usage_report(GUILD_ID, monthly=True)
+
+    assert report.safety_blocked == {USER_ID: 1}
+    assert report.safety_blocked_job_ids == frozenset({blocked})
+
+
 async def test_status_shows_remaining_credits_and_prices(
     jobs: JobService, quotas: QuotaService
 ) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from bot.core.delivery import Posted, Result
+from bot.core.delivery import ModLogReport, Posted, Result
 from bot.core.domain import Job
 
 
@@ -34,6 +34,7 @@ class RecordingPublisher:
         self.direct: list[list[tuple[int, list[str]]]] = []
         self.outcomes: list[tuple[int, Posted | None, list[int]]] = []
         self.progress: list[tuple[int, int | None]] = []
+        self.mod_log: list[tuple[int, ModLogReport]] = []
         self._message_ids = itertools.count(9_000_000_000_000_000_001)
 
     async def post_in_channel(self, results: Sequence[Result]) -> Posted:
@@ -74,6 +75,9 @@ class RecordingPublisher:
             raise self.private_failures.pop(0)
         self.outcomes.append((job.id, posted, [failure.id for failure in failed]))
         self.failed_jobs += [failure.id for failure in failed]
+
+    async def report_to_mod_log(self, channel_id: int, report: ModLogReport) -> None:
+        self.mod_log.append((channel_id, report))
 
     async def publish_progress(self, job: Job, position: int | None) -> None:
         self.progress.append((job.id, position))

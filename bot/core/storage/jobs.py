@@ -472,8 +472,11 @@ class JobRepository:
             **changes,
         )
 
-    async def mark_failed(self, job_id: int, *, error: str, now: float) -> Job | None:
-        """Failed, timed out or blocked: the member gets the credits back."""
+    async def mark_failed(
+        self, job_id: int, *, error: str, now: float, outcome: str | None = None
+    ) -> Job | None:
+        """Failed, timed out or blocked: the member gets the credits back. ``outcome``
+        records a safety block, which admins count per member."""
         return await self._transition(
             job_id,
             _IN_PROGRESS,
@@ -482,6 +485,7 @@ class JobRepository:
             error=error,
             finished_at=now,
             charge=Charge.RELEASED.value,
+            outcome=outcome,
         )
 
     async def mark_canceled(self, job_id: int, *, now: float) -> Job | None:

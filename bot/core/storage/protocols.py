@@ -9,7 +9,7 @@ transition happens at most once even when two tasks (or processes) try it togeth
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -46,6 +46,8 @@ class GuildOverrides:
     safety_floor: str | None = None
     default_tier: str | None = None
     default_aspect_ratio: str | None = None
+    # Where blocked prompts and safety-blocked jobs are reported; None: nowhere.
+    mod_log_channel_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,10 @@ class UsageReport:
     failed: int
     refunded_credits: int
     rows: list[tuple[int, int, str, str, int, str, float]]  # for the CSV export
+    # Jobs the provider's safety filter refused, per member, and which jobs they were (the
+    # CSV marks them): admins see who keeps running into the filter.
+    safety_blocked: Mapping[int, int] = field(default_factory=dict)
+    safety_blocked_job_ids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +203,10 @@ class JobStore(Protocol):
         now: float,
     ) -> Job | None: ...
 
-    async def mark_failed(self, job_id: int, *, error: str, now: float) -> Job | None: ...
+    async def mark_failed(
+        self, job_id: int, *, error: str, now: float, outcome: str | None = None
+    ) -> Job | None:
+        """``outcome``: 'safety_blocked' when the provider's filter refused the job."""
 
     async def mark_canceled(self, job_id: int, *, now: float) -> Job | None: ...
 

@@ -227,12 +227,16 @@ class QuotaRepository:
         records = list(
             await self._db.execute_fetchall(
                 "SELECT id, user_id, tier, state, credits, charge, created_at, "
-                "error IS NOT NULL AS failed FROM jobs "
+                "error IS NOT NULL AS failed, outcome FROM jobs "
                 "WHERE guild_id = ? AND created_at >= ? ORDER BY id",
                 (guild_id, since),
             )
         )
-        rows = [tuple(record)[:-1] for record in records]  # the CSV does without the flag
+        rows = [tuple(record)[:-2] for record in records]  # the CSV does without the flags
+        blocked = [record for record in records if record["outcome"] == "safety_blocked"]
+        safety_blocked: dict[int, int] = {}
+        for record in blocked:
+            safety_blocked[record["user_id"]] = safety_blocked.get(record["user_id"], 0) + 1
         spent: dict[int, list[int]] = {}
         by_tier = dict.fromkeys(Tier, 0)
         failed = sum(record["failed"] for record in records)
@@ -253,6 +257,8 @@ class QuotaRepository:
             failed=failed,
             refunded_credits=refunded,
             rows=rows,
+            safety_blocked=safety_blocked,
+            safety_blocked_job_ids=frozenset(record["id"] for record in blocked),
         )
 
 
