@@ -109,7 +109,9 @@ async def assemble(
         publisher = DiscordPublisher(bot, result_view=result_view)
         # Blocked prompts and safety-blocked jobs, posted where each server's admins chose.
         mod_log = ModLog(publisher, quotas, clock=clock)
-        delivery = DeliveryService(publisher, images, repository, clock=clock)
+        delivery = DeliveryService(
+            publisher, images, repository, clock=clock, private_results=quotas.results_private
+        )
         public_url = settings.webhook.public_url
         jobs = job_service_for(
             settings,

@@ -92,6 +92,11 @@ def settings_embed(policy: GuildPolicy) -> discord.Embed:
     embed.add_field(
         name="Mod log", value="off" if mod_log is None else f"<#{mod_log}>", inline=False
     )
+    embed.add_field(
+        name="Results",
+        value="private: to the requester only" if policy.private_results else "public",
+        inline=False,
+    )
     for name, value, inline in fields:
         embed.add_field(name=name, value=value, inline=inline)
     return fit(embed)
@@ -179,6 +184,23 @@ class ServerSettingsGroup(app_commands.Group):
         guild_id, actor = _guild_and_actor(interaction)
         await self._quotas.set_mod_log(guild_id, actor, None if channel is None else channel.id)
         what = "Mod log turned off." if channel is None else "Mod log channel set."
+        await self._done(interaction, what, guild_id)
+
+    @app_commands.command(name="results", description="Post results in the channel or privately")
+    @app_commands.describe(visibility="public: in the channel; private: to the requester only")
+    @app_commands.choices(
+        visibility=[
+            app_commands.Choice(name="Public: in the channel", value="public"),
+            app_commands.Choice(name="Private: to the requester only", value="private"),
+        ]
+    )
+    async def results(
+        self, interaction: discord.Interaction[discord.Client], visibility: str
+    ) -> None:
+        guild_id, actor = _guild_and_actor(interaction)
+        private = visibility == "private"
+        await self._quotas.set_private_results(guild_id, actor, private)
+        what = "Results now go to their requester only." if private else "Results are public."
         await self._done(interaction, what, guild_id)
 
     @app_commands.command(name="show", description="Show every setting of this server")

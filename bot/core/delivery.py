@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,8 +123,12 @@ class DeliveryService:
         *,
         clock: Clock | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
+        private_results: Callable[[int], Awaitable[bool]] | None = None,
     ) -> None:
         self._publisher = publisher
+        # Whether a guild shows results to their requesters only (/imagine-admin settings
+        # results); such results take the private route from the start.
+        self._private_results = private_results
         self._images = images
         self._jobs = repository
         self._clock = clock or SystemClock()
@@ -209,7 +213,7 @@ class DeliveryService:
             return
         results = await self._results(made)
         posted: Posted | None = None
-        if all(job.private_delivery_at is None for job in made):
+        if all(job.private_delivery_at is None for job in made) and not await self._private(first):
             try:
                 posted = await self._publisher.post_in_channel(results)
             except ChannelUnavailable as exc:
@@ -282,6 +286,11 @@ class DeliveryService:
         for job in jobs:
             log.warning("job %s undeliverable: %s", job.id, reason)
             await self._jobs.mark_undeliverable(job.id, reason=reason, now=self._clock.now())
+
+    async def _private(self, job: Job) -> bool:
+        if self._private_results is None or job.target.guild_id is None:
+            return False
+        return await self._private_results(job.target.guild_id)
 
     def _token_works(self, job: Job) -> bool:
         return job.target.interaction_expires_at > datetime.fromtimestamp(self._clock.now(), UTC)

@@ -87,6 +87,8 @@ class GuildPolicy:
     allowed_channels: frozenset[int] = frozenset()
     # Where blocked prompts and safety-blocked jobs are reported; None: not reported.
     mod_log_channel_id: int | None = None
+    # Every result to its requester only (their private response, else a DM).
+    private_results: bool = False
 
 
 def check_channel_allowed(policy: GuildPolicy, target: DiscordTarget) -> None:
@@ -135,6 +137,7 @@ def resolve_policy(
         ),
         allowed_channels=record.allowed_channels,
         mod_log_channel_id=overrides.mod_log_channel_id,
+        private_results=bool(overrides.private_results),
     )
 
 
@@ -473,6 +476,19 @@ class QuotaService:
                 {"mod_log_channel_id": channel_id},
                 audit=self._audit(actor_id, "mod-log", channel_id=channel_id),
             )
+
+    async def set_private_results(self, guild_id: int, actor_id: int, private: bool) -> None:
+        """Whether results go to their requester only rather than the channel."""
+        async with self._changing_policy(guild_id):
+            await self._repository.update_overrides(
+                guild_id,
+                {"private_results": int(private)},
+                audit=self._audit(actor_id, "results", private=private),
+            )
+
+    async def results_private(self, guild_id: int) -> bool:
+        """Whether the guild shows results to their requesters only (cached policy)."""
+        return (await self.policy(guild_id)).private_results
 
     async def set_role_limit(
         self, guild_id: int, actor_id: int, role_id: int, limit: CreditLimit | None

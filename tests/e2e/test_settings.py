@@ -120,6 +120,7 @@ async def test_a_non_admin_cannot_change_any_server_setting(bot: RunningBot) -> 
     for name, options in (
         ("imagine-admin settings safety-floor", {"level": STRICT}),
         ("imagine-admin settings defaults", {"tier": "ultra"}),
+        ("imagine-admin settings results", {"visibility": "private"}),
         ("imagine-admin settings show", {}),
     ):
         _, reply = await bot.command(name, options, permissions=MEMBER_PERMISSIONS)
@@ -148,3 +149,27 @@ async def test_a_reroll_of_a_lenient_result_under_a_new_strict_floor_runs_strict
     assert {f["name"]: f["value"] for f in reply["embeds"][0]["fields"]}["Safety floor"] == (
         FLOOR_NOTE
     )
+
+
+async def test_private_results_go_to_the_requester_alone_and_never_to_the_channel(
+    bot: RunningBot,
+) -> None:
+    await bot.command("imagine-admin settings results", {"visibility": "private"})
+    interaction, _ = await bot.command("imagine", {"prompt": "a lighthouse at dusk"})
+
+    await eventually(lambda: bot.job_states() == ["delivered"])
+
+    shown = [r for r in interaction.responses if r["kind"] == "edit" and r["attachments"]]
+    assert len(shown) == 1
+    assert shown[0]["message"]["flags"] & EPHEMERAL
+    assert bot.discord.channel_messages[bot.discord.channel_id] == []
+
+
+async def test_results_are_public_again_once_the_setting_is_lifted(bot: RunningBot) -> None:
+    await bot.command("imagine-admin settings results", {"visibility": "private"})
+    await bot.command("imagine-admin settings results", {"visibility": "public"})
+
+    await bot.command("imagine", {"prompt": "a lighthouse at dusk"})
+
+    [post] = await bot.channel_posts()
+    assert len(post["attachments"]) == 1

@@ -48,6 +48,7 @@ class GuildOverrides:
     default_aspect_ratio: str | None = None
     # Where blocked prompts and safety-blocked jobs are reported; None: nowhere.
     mod_log_channel_id: int | None = None
+    private_results: int = 0
 
 
 @dataclass(frozen=True, slots=True)
