@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ResultView = Callable[[Job], discord.ui.View]
 
 FALLBACK_NOTE = "I could not post in that channel, so here is your result privately."
+PRIVATE_NOTE = "Here is your result; this server shows results only to whoever asked."
 DIRECT_NOTE = "Here is what became of your image request."
 # Discord accepts "@original" wherever an interaction webhook takes a message id.
 ORIGINAL_RESPONSE = cast(int, "@original")
@@ -90,14 +91,14 @@ class DiscordPublisher:
             raise
         return Posted(message_id=message.id, jump_url=message.jump_url)
 
-    async def show_privately(self, results: Sequence[Result]) -> None:
+    async def show_privately(self, results: Sequence[Result], *, by_setting: bool = False) -> None:
         """Edit the member's original ephemeral response: an edit shows the same thing however
         often it is repeated, so a restart between it and its record never sends twice."""
         job = results[0].job
         try:
             await self._interaction_webhook(job).edit_message(
                 ORIGINAL_RESPONSE,
-                content=FALLBACK_NOTE,
+                content=PRIVATE_NOTE if by_setting else FALLBACK_NOTE,
                 embeds=_private_embeds(results),
                 attachments=_files(a for result in results for a in result.attachments),
                 allowed_mentions=discord.AllowedMentions.none(),

@@ -52,21 +52,42 @@ MATCH_BUDGET_SECONDS = 0.05
 
 # Scripts written without spaces between words: a word boundary means nothing there.
 _UNSPACED = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")
-_WORD = regex.compile(r"\w")
+_LETTER = regex.compile(r"[\p{L}\p{M}]")
+# ``{n}``, ``{n,}`` and ``{n,m}``; see _check_repeats.
+_COUNTED_REPEAT = regex.compile(r"\{(\d+)(?:,(\d*))?\}")
+MAX_REPEAT = 100
+MAX_REPEAT_PRODUCT = 10_000
 _REGEX_FLAGS = regex.IGNORECASE | regex.FULLCASE
 
 
 def term_pattern(term: str) -> regex.Pattern[str]:
-    """A normalised term as a whole word: no letter, digit or underscore right before or after
-    it, at an edge that is itself one (``#tag`` matches in "a#tag"), unless that edge is of a
-    script without spaces."""
+    """A normalised term as a whole word: no letter (or mark) right before or after it, at an
+    edge that is itself a letter, unless that edge is of a script without spaces. Digits and
+    underscores are not letters here, so ``_foo_`` and ``foo1`` still say "foo" to the image
+    service and are refused, while "foobar" is another word."""
 
     def bounded(char: str) -> bool:
-        return bool(_WORD.match(char)) and not _UNSPACED.match(char)
+        return bool(_LETTER.match(char)) and not _UNSPACED.match(char)
 
-    before = r"(?<!\w)" if bounded(term[0]) else ""
-    after = r"(?!\w)" if bounded(term[-1]) else ""
+    before = r"(?<![\p{L}\p{M}])" if bounded(term[0]) else ""
+    after = r"(?![\p{L}\p{M}])" if bounded(term[-1]) else ""
     return regex.compile(before + regex.escape(term) + after)
+
+
+def _check_repeats(pattern: str) -> None:
+    """Refuse counted repeats big enough to make compiling itself slow: compiling runs on the
+    event loop with no time bound (``(?:x{4000}){4000}``, 17 characters, takes tens of
+    seconds and gigabytes). Each count may be at most MAX_REPEAT and all of them multiplied at
+    most MAX_REPEAT_PRODUCT (a bound on nesting that also refuses a few harmless patterns)."""
+    product = 1
+    for low, high in _COUNTED_REPEAT.findall(pattern):
+        biggest = max(int(low), int(high) if high else 0)
+        product *= max(biggest, 1)
+        if biggest > MAX_REPEAT or product > MAX_REPEAT_PRODUCT:
+            raise InvalidRequest(
+                f"Repeat counts in a regular expression may be at most {MAX_REPEAT} (and "
+                f"{MAX_REPEAT_PRODUCT} multiplied together). Nothing was added."
+            )
 
 
 def compile_regex(pattern: str, *, timeout: float = MATCH_BUDGET_SECONDS) -> regex.Pattern[str]:
@@ -79,6 +100,7 @@ def compile_regex(pattern: str, *, timeout: float = MATCH_BUDGET_SECONDS) -> reg
         raise InvalidRequest(
             f"A regular expression may be at most {MAX_PATTERN_LENGTH} characters long."
         )
+    _check_repeats(pattern)
     try:
         compiled = regex.compile(pattern, _REGEX_FLAGS)
     except (regex.error, ValueError, OverflowError) as error:

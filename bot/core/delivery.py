@@ -94,9 +94,10 @@ class Publisher(Protocol):
         """Post a request's images as one message in its channel. Raise ChannelUnavailable
         when the channel is gone or closed to the bot."""
 
-    async def show_privately(self, results: Sequence[Result]) -> None:
+    async def show_privately(self, results: Sequence[Result], *, by_setting: bool = False) -> None:
         """Make the member's private response show these results of one request, replacing
-        what it showed. Raise DeliveryFailed when the interaction token no longer works."""
+        what it showed; ``by_setting``: the server shows results privately (else the channel
+        could not be used). Raise DeliveryFailed when the interaction token no longer works."""
 
     async def send_direct(self, results: Sequence[Result]) -> None:
         """Send the member a direct message with these results (images or failures). Raise
@@ -213,7 +214,8 @@ class DeliveryService:
             return
         results = await self._results(made)
         posted: Posted | None = None
-        if all(job.private_delivery_at is None for job in made) and not await self._private(first):
+        private = await self._private(first)
+        if all(job.private_delivery_at is None for job in made) and not private:
             try:
                 posted = await self._publisher.post_in_channel(results)
             except ChannelUnavailable as exc:
@@ -222,7 +224,9 @@ class DeliveryService:
             for job in made:
                 # Recorded before the edit: a restart repeats the same edit, never the channel.
                 await self._jobs.mark_private_delivery(job.id, now=self._clock.now())
-            await self._tell_privately(first, [*results, *(Result(job) for job in failed)])
+            await self._tell_privately(
+                first, [*results, *(Result(job) for job in failed)], by_setting=private
+            )
             return
         for job in made:
             await self._jobs.mark_delivered(
@@ -237,14 +241,16 @@ class DeliveryService:
         for job in failed:
             await self._jobs.mark_delivered(job.id, now=self._clock.now())
 
-    async def _tell_privately(self, first: Job, results: list[Result]) -> None:
+    async def _tell_privately(
+        self, first: Job, results: list[Result], *, by_setting: bool = False
+    ) -> None:
         """Images or failures to the member alone: their private response while its token
         works, else a direct message. Raises DeliveryFailed when neither reaches them."""
         refusal = "the interaction token has expired"
         if self._token_works(first):
             try:
                 if any(result.job.error is None for result in results):
-                    await self._publisher.show_privately(results)
+                    await self._publisher.show_privately(results, by_setting=by_setting)
                 else:
                     await self._publisher.show_outcome(first, None, [r.job for r in results])
             except DeliveryFailed as exc:

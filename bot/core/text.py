@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import unicodedata
 
+import regex
+
 # Letters and symbols that render as nothing (Hangul fillers, the braille blank).
 INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # What shows on its own: letters, numbers, punctuation and symbols. Marks only change the
 # character before them (a variation selector alone is nothing), and controls, format
 # characters and separators never render.
 _VISIBLE_CATEGORIES = frozenset("LNPS")
-# Marks that change no letter: variation selectors pick an emoji or glyph style, and the
-# combining grapheme joiner only steers collation. Other marks (accents) are kept.
-_INVISIBLE_MARKS = frozenset(
-    [0x034F, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0), *range(0x180B, 0x1810)]
-)
+# Unicode's own list of what a renderer shows as nothing unless it knows better: format
+# characters, variation selectors, the combining grapheme joiner, Hangul fillers, Khmer's
+# inherent vowels, tag characters... (DerivedCoreProperties: Default_Ignorable_Code_Point).
+_IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}")
 
 
 def is_blank(text: str) -> bool:
@@ -32,7 +33,7 @@ def is_blank(text: str) -> bool:
 
 
 def _renders_as_nothing(char: str) -> bool:
-    return char in INVISIBLE_CHARACTERS or ord(char) in _INVISIBLE_MARKS
+    return char in INVISIBLE_CHARACTERS or _IGNORABLE.match(char) is not None
 
 
 def _without_invisibles(text: str) -> str:

@@ -98,9 +98,25 @@ def test_a_term_matches_as_a_whole_word_however_it_is_written(prompt: str) -> No
     assert blocks(prompt, entry("foo"))
 
 
-@pytest.mark.parametrize("prompt", ["foobar", "a barfoo", "foo_bar", "foo2"])
+@pytest.mark.parametrize("prompt", ["foobar", "a barfoo", "fooé"])
 def test_a_term_does_not_match_inside_a_longer_word(prompt: str) -> None:
     assert not blocks(prompt, entry("foo"))
+
+
+@pytest.mark.parametrize("prompt", ["_foo_", "foo_bar", "foo2", "1foo"])
+def test_underscores_and_digits_around_a_term_do_not_hide_it(prompt: str) -> None:
+    """The image service still reads "foo" in them."""
+    assert blocks(prompt, entry("foo"))
+
+
+def test_an_invisible_khmer_vowel_inside_a_term_does_not_hide_it() -> None:
+    assert blocks("f\u17b4oo", entry("foo"))
+
+
+@pytest.mark.parametrize("pattern", ["(?:x{4000}){4000}", "(?:x{100}){100}{2}", "a{101}"])
+def test_a_regex_whose_repeat_counts_would_make_compiling_slow_is_refused(pattern: str) -> None:
+    with pytest.raises(InvalidRequest, match="Repeat counts"):
+        compile_regex(pattern)
 
 
 def test_a_term_as_written_by_the_admin_is_normalised_too() -> None:

@@ -43,7 +43,7 @@ class NeverPublishes:
     async def post_in_channel(self, *_: object) -> Posted:
         raise AssertionError("callbacks must not publish")
 
-    async def show_privately(self, *_: object) -> None:
+    async def show_privately(self, *_: object, by_setting: bool = False) -> None:
         raise AssertionError("callbacks must not publish")
 
     async def send_direct(self, *_: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.publisher import PRIVATE_NOTE
 from tests.e2e.conftest import RunningBot, eventually
 from tests.e2e.test_buttons import click, jobs, posted_result
 from tests.e2e.test_quotas import text_of
@@ -162,6 +163,7 @@ async def test_private_results_go_to_the_requester_alone_and_never_to_the_channe
     shown = [r for r in interaction.responses if r["kind"] == "edit" and r["attachments"]]
     assert len(shown) == 1
     assert shown[0]["message"]["flags"] & EPHEMERAL
+    assert shown[0]["content"] == PRIVATE_NOTE
     assert bot.discord.channel_messages[bot.discord.channel_id] == []
 
 

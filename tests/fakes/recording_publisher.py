@@ -49,7 +49,7 @@ class RecordingPublisher:
         message_id = next(self._message_ids)
         return Posted(message_id, f"https://discord.com/channels/1/2/{message_id}")
 
-    async def show_privately(self, results: Sequence[Result]) -> None:
+    async def show_privately(self, results: Sequence[Result], *, by_setting: bool = False) -> None:
         """Records each private response as (job id, file names) per result shown."""
         if self.private_failures:
             raise self.private_failures.pop(0)
