@@ -17,25 +17,18 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot.core.domain import Tier
-from bot.core.errors import InvalidRequest, NotAllowed
+from bot.core.errors import InvalidRequest
 from bot.core.quotas import MAX_CREDITS_SETTING, MAX_GRANT, GuildPolicy, QuotaService
 from bot.core.routing import RECENT_CALLS, HealthReport, HealthState, Router
 from bot.core.storage.quotas import AuditEntry, CreditLimit, UsageReport
 from bot.messages import NO_MENTIONS, TIER_LABELS, fit, quote
+from cogs.common import admin_guild_and_actor
 
 Credits = Range[int, 0, MAX_CREDITS_SETTING]
 TIER_CHOICES = [Choice(name=TIER_LABELS[tier], value=tier.value) for tier in Tier]
 PERIOD_CHOICES = [Choice(name="Today", value="day"), Choice(name="This month", value="month")]
 # Enough of a provider's last error to recognise it, so many providers still fit one message.
 LAST_ERROR_CHARS = 200
-
-
-def _guild_and_actor(interaction: discord.Interaction[discord.Client]) -> tuple[int, int]:
-    if interaction.guild_id is None:
-        raise InvalidRequest("This only works in a server.")
-    if not interaction.permissions.manage_guild:
-        raise NotAllowed()
-    return interaction.guild_id, interaction.user.id
 
 
 def _member(user: discord.Member | discord.User) -> discord.Member:
@@ -204,7 +197,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
 
     @app_commands.command(name="show", description="Show this server's credit and queue settings")
     async def show(self, interaction: discord.Interaction[discord.Client]) -> None:
-        guild_id, _ = _guild_and_actor(interaction)
+        guild_id, _ = admin_guild_and_actor(interaction)
         await self._done(interaction, "Current settings:", guild_id)
 
     @app_commands.command(name="default-limit", description="Credits each member may use")
@@ -218,7 +211,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         daily: Credits | None = None,
         monthly: Credits | None = None,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         await self._quotas.set_default_limits(guild_id, actor, daily=daily, monthly=monthly)
         await self._done(interaction, "Default limits updated.", guild_id)
 
@@ -237,7 +230,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         monthly: Credits = 0,
         remove: bool = False,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         limit = None if remove else CreditLimit(daily, monthly)
         await self._quotas.set_role_limit(guild_id, actor, role.id, limit)
         await self._done(interaction, f"Limit for {role.mention} updated.", guild_id)
@@ -257,7 +250,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         monthly: Credits = 0,
         remove: bool = False,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         target = _member(member)
         limit = None if remove else CreditLimit(daily, monthly)
         await self._quotas.set_member_limit(guild_id, actor, target.id, limit)
@@ -268,7 +261,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
     async def budget(
         self, interaction: discord.Interaction[discord.Client], monthly: Credits | None = None
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         await self._quotas.set_budget(guild_id, actor, monthly=monthly)
         await self._done(interaction, "Server budget updated.", guild_id)
 
@@ -277,7 +270,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
     async def exempt_role(
         self, interaction: discord.Interaction[discord.Client], role: discord.Role | None = None
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         await self._quotas.set_exempt_role(guild_id, actor, role.id if role else None)
         await self._done(interaction, "Exempt role updated.", guild_id)
 
@@ -297,7 +290,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         role_2: discord.Role | None = None,
         role_3: discord.Role | None = None,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         roles = frozenset(r.id for r in (role, role_2, role_3) if r is not None)
         await self._quotas.set_tier_roles(guild_id, actor, Tier(tier), roles)
         await self._done(interaction, f"{TIER_LABELS[Tier(tier)]} tier access updated.", guild_id)
@@ -315,7 +308,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         queued_per_member: Range[int, 1, 1000] | None = None,
         queued: Range[int, 1, 100_000] | None = None,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         await self._quotas.set_queue_limits(
             guild_id,
             actor,
@@ -333,7 +326,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         member: discord.Member | discord.User,
         credits: Range[int, 1, MAX_GRANT],
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         target = _member(member)
         await self._quotas.grant(guild_id, actor, target.id, credits)
         await interaction.response.send_message(
@@ -348,7 +341,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
         interaction: discord.Interaction[discord.Client],
         member: discord.Member | discord.User,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         target = _member(member)
         await self._quotas.reset_member(guild_id, actor, target.id)
         await interaction.response.send_message(
@@ -362,7 +355,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
     async def usage(
         self, interaction: discord.Interaction[discord.Client], period: str = "month"
     ) -> None:
-        guild_id, _ = _guild_and_actor(interaction)
+        guild_id, _ = admin_guild_and_actor(interaction)
         report = await self._quotas.usage_report(guild_id, monthly=period == "month")
         await interaction.response.send_message(
             embed=usage_embed(report, period),
@@ -373,7 +366,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
 
     @app_commands.command(name="audit", description="Recent changes to these settings")
     async def audit(self, interaction: discord.Interaction[discord.Client]) -> None:
-        guild_id, _ = _guild_and_actor(interaction)
+        guild_id, _ = admin_guild_and_actor(interaction)
         entries = await self._quotas.audit_trail(guild_id)
         await interaction.response.send_message(
             embed=audit_embed(entries), ephemeral=True, allowed_mentions=NO_MENTIONS
@@ -381,7 +374,7 @@ class AdminCog(commands.GroupCog, group_name="imagine-admin"):
 
     @app_commands.command(name="providers", description="Health of the image services")
     async def providers(self, interaction: discord.Interaction[discord.Client]) -> None:
-        _guild_and_actor(interaction)
+        admin_guild_and_actor(interaction)
         await interaction.response.send_message(
             embed=providers_embed(self._router.health()),
             ephemeral=True,

@@ -16,7 +16,7 @@ from discord.app_commands import Choice, Range
 from bot.core.blocklist import MAX_ENTRIES, MAX_PATTERN_LENGTH, BlocklistService
 from bot.core.storage.protocols import BlocklistEntry, BlocklistKind
 from bot.messages import NO_MENTIONS, fit, quote
-from cogs.admin import _guild_and_actor
+from cogs.common import admin_guild_and_actor
 
 KIND_CHOICES = [
     Choice(name="Term (a whole word or phrase)", value="term"),
@@ -72,7 +72,7 @@ class BlocklistGroup(app_commands.Group):
         entry: Range[str, 1, MAX_PATTERN_LENGTH],
         kind: str = "term",
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         added = await self._blocklist.add(guild_id, actor, cast(BlocklistKind, kind), entry)
         await interaction.response.send_message(
             f"Added to the blocklist: {_line(added)}",
@@ -87,7 +87,7 @@ class BlocklistGroup(app_commands.Group):
         interaction: discord.Interaction[discord.Client],
         number: Range[int, 1, 2**53],
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         removed = await self._blocklist.remove(guild_id, actor, number)
         await interaction.response.send_message(
             f"Removed from the blocklist: {_line(removed)}",
@@ -97,7 +97,7 @@ class BlocklistGroup(app_commands.Group):
 
     @app_commands.command(name="list", description="Show this server's blocklist")
     async def list_entries(self, interaction: discord.Interaction[discord.Client]) -> None:
-        guild_id, _ = _guild_and_actor(interaction)
+        guild_id, _ = admin_guild_and_actor(interaction)
         entries = await self._blocklist.entries(guild_id)
         await interaction.response.send_message(
             embed=blocklist_embed(entries), ephemeral=True, allowed_mentions=NO_MENTIONS

@@ -13,7 +13,7 @@ from discord import app_commands
 
 from bot.core.quotas import QuotaService
 from bot.messages import NO_MENTIONS, fit
-from cogs.admin import _guild_and_actor
+from cogs.common import admin_guild_and_actor
 
 # A channel or a thread: a thread listed itself is allowed even when its parent is not.
 Channel = app_commands.AppCommandChannel | app_commands.AppCommandThread
@@ -53,7 +53,7 @@ class ChannelsGroup(app_commands.Group):
         channel="Once one channel is listed, /imagine works only in listed channels"
     )
     async def add(self, interaction: discord.Interaction[discord.Client], channel: Channel) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         added = await self._quotas.set_channel_allowed(guild_id, actor, channel.id, allowed=True)
         what = "Channel added." if added else f"<#{channel.id}> was already listed."
         await self._done(interaction, what, guild_id)
@@ -63,12 +63,12 @@ class ChannelsGroup(app_commands.Group):
     async def remove(
         self, interaction: discord.Interaction[discord.Client], channel: Channel
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         removed = await self._quotas.set_channel_allowed(guild_id, actor, channel.id, allowed=False)
         what = "Channel removed." if removed else f"<#{channel.id}> was not listed."
         await self._done(interaction, what, guild_id)
 
     @app_commands.command(name="list", description="Show where /imagine works on this server")
     async def list_channels(self, interaction: discord.Interaction[discord.Client]) -> None:
-        guild_id, _ = _guild_and_actor(interaction)
+        guild_id, _ = admin_guild_and_actor(interaction)
         await self._done(interaction, "Allowed channels:", guild_id)

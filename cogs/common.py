@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.core.domain import DiscordTarget, Member
-from bot.core.errors import InvalidRequest
+from bot.core.errors import InvalidRequest, NotAllowed
 
 
 def target_of(interaction: discord.Interaction[discord.Client]) -> DiscordTarget:
@@ -34,3 +34,13 @@ def member_of(interaction: discord.Interaction[discord.Client]) -> Member:
     user = interaction.user
     roles = frozenset(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
     return Member(guild_id=interaction.guild_id, user_id=user.id, role_ids=frozenset(roles))
+
+
+def admin_guild_and_actor(interaction: discord.Interaction[discord.Client]) -> tuple[int, int]:
+    """The guild and the admin acting in it; every admin command checks Manage Server on each
+    use (Discord's default_permissions only hides commands, and admins can change that)."""
+    if interaction.guild_id is None:
+        raise InvalidRequest("This only works in a server.")
+    if not interaction.permissions.manage_guild:
+        raise NotAllowed()
+    return interaction.guild_id, interaction.user.id

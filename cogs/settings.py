@@ -23,8 +23,8 @@ from bot.core.preferences import PreferenceService, effective_defaults, is_more_
 from bot.core.quotas import GuildPolicy, QuotaService
 from bot.core.storage.protocols import OptionDefaults
 from bot.messages import NO_MENTIONS, SAFETY_LABELS, TIER_LABELS, fit
-from cogs.admin import _guild_and_actor, policy_embed
-from cogs.common import member_of
+from cogs.admin import policy_embed
+from cogs.common import admin_guild_and_actor, member_of
 from cogs.imagine import ASPECT_CHOICES, FORMAT_CHOICES, SAFETY_CHOICES, TIER_CHOICES
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -144,7 +144,7 @@ class ServerSettingsGroup(app_commands.Group):
     async def safety_floor(
         self, interaction: discord.Interaction[discord.Client], level: str
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         floor = None if level == NO_FLOOR else SafetyLevel(level)
         await self._quotas.set_safety_floor(guild_id, actor, floor)
         await self._done(interaction, "Safety floor updated.", guild_id)
@@ -161,7 +161,7 @@ class ServerSettingsGroup(app_commands.Group):
         tier: str | None = None,
         aspect_ratio: str | None = None,
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         await self._quotas.set_server_defaults(
             guild_id,
             actor,
@@ -181,7 +181,7 @@ class ServerSettingsGroup(app_commands.Group):
     ) -> None:
         # One command with an optional channel, like /imagine-admin exempt-role: leaving the
         # option out is how every other setting here is cleared.
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         await self._quotas.set_mod_log(guild_id, actor, None if channel is None else channel.id)
         what = "Mod log turned off." if channel is None else "Mod log channel set."
         await self._done(interaction, what, guild_id)
@@ -197,7 +197,7 @@ class ServerSettingsGroup(app_commands.Group):
     async def results(
         self, interaction: discord.Interaction[discord.Client], visibility: str
     ) -> None:
-        guild_id, actor = _guild_and_actor(interaction)
+        guild_id, actor = admin_guild_and_actor(interaction)
         private = visibility == "private"
         await self._quotas.set_private_results(guild_id, actor, private)
         what = "Results now go to their requester only." if private else "Results are public."
@@ -205,7 +205,7 @@ class ServerSettingsGroup(app_commands.Group):
 
     @app_commands.command(name="show", description="Show every setting of this server")
     async def show(self, interaction: discord.Interaction[discord.Client]) -> None:
-        guild_id, _ = _guild_and_actor(interaction)
+        guild_id, _ = admin_guild_and_actor(interaction)
         await self._done(interaction, "Current settings:", guild_id)
 
 
