@@ -13,6 +13,7 @@ from bot.core.delivery import Attachment, ModLogReport, Posted, Result
 from bot.core.domain import Job
 from bot.core.errors import ChannelUnavailable, DeliveryFailed
 from bot.messages import (
+    FIELD_VALUE_LIMIT,
     failure_embed,
     fit,
     fit_all,
@@ -187,6 +188,8 @@ def mod_log_embed(report: ModLogReport) -> discord.Embed:
     embed.add_field(name="When", value=discord.utils.format_dt(report.at), inline=True)
     for name, value in report.details:
         embed.add_field(name=name, value=value, inline=False)
+    for name, text in report.quoted:
+        embed.add_field(name=name, value=quote(text, FIELD_VALUE_LIMIT), inline=False)
     embed.add_field(
         name="Prompt", value=f"||{quote(report.prompt, SPOILER_PROMPT_LIMIT)}||", inline=False
     )

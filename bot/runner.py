@@ -20,8 +20,11 @@ from bot.core.blocklist import BlocklistService
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import DiscordSettings, Secrets, Settings
 from bot.core.delivery import DeliveryService
+from bot.core.gallery import add_gallery_routes
 from bot.core.images import ImageStore
 from bot.core.jobs import JobService, job_service_for
+from bot.core.library import LibraryService
+from bot.core.library_files import LibraryFiles
 from bot.core.listener import create_listener_app
 from bot.core.modlog import ModLog
 from bot.core.preferences import PreferenceService
@@ -31,8 +34,10 @@ from bot.core.routing import router_for
 from bot.core.storage.blocklist import BlocklistRepository
 from bot.core.storage.database import open_database
 from bot.core.storage.jobs import JobRepository
+from bot.core.storage.library import LibraryRepository
 from bot.core.storage.preferences import MemberDefaultsRepository
 from bot.core.storage.quotas import QuotaRepository
+from bot.library_publisher import GalleryChannelPoster
 from bot.publisher import DiscordPublisher
 from cogs.admin import AdminCog
 from cogs.blocklist import BlocklistGroup
@@ -40,6 +45,8 @@ from cogs.channels import ChannelsGroup
 from cogs.help import HelpCog
 from cogs.imagine import ImagineCog
 from cogs.jobs import JobsCog
+from cogs.library import LibraryCog
+from cogs.library_admin import LibraryAdminGroup
 from cogs.queue import QueueCog
 from cogs.quota import QuotaCog
 from cogs.results import ResultsCog
@@ -57,6 +64,7 @@ class StartupFailed(Exception):
 class Application:
     bot: ImagineBot
     jobs: JobService
+    library: LibraryService
     listener: web.AppRunner
 
     @property
@@ -126,6 +134,18 @@ async def assemble(
             clock=clock,
             mod_log=mod_log,
         )
+        # Shared prompts: members' likes and shares are single statements or short
+        # transactions, beside the admin settings; the images live beside the jobs' own.
+        library = LibraryService(
+            repository=LibraryRepository(settings_database),
+            jobs=jobs,
+            blocklist=blocklist,
+            files=LibraryFiles(settings.images.dir / "library"),
+            mod_log=mod_log,
+            gallery=GalleryChannelPoster(bot),
+            web_gallery_enabled=settings.gallery.enabled,
+            clock=clock.now,
+        )
         for cog in (
             ImagineCog(jobs, preferences),
             QueueCog(bot, jobs),
@@ -134,19 +154,21 @@ async def assemble(
                 quotas,
                 router,
                 BlocklistGroup(blocklist),
-                ServerSettingsGroup(quotas),
+                ServerSettingsGroup(quotas, library),
                 ChannelsGroup(quotas),
+                LibraryAdminGroup(library),
             ),
             SettingsCog(preferences),
             JobsCog(bot, jobs, delivery),
             HelpCog(quotas),
             ResultsCog(bot, jobs),
+            LibraryCog(bot, library),
         ):
             await bot.add_cog(cog)
-        listener = web.AppRunner(
-            create_listener_app(jobs, max_body_bytes=settings.webhook.max_body_bytes),
-            access_log=None,
-        )
+        listener_app = create_listener_app(jobs, max_body_bytes=settings.webhook.max_body_bytes)
+        if settings.gallery.enabled:
+            add_gallery_routes(listener_app, library, per_page=settings.gallery.per_page)
+        listener = web.AppRunner(listener_app, access_log=None)
         await listener.setup()
         stack.push_async_callback(listener.cleanup)
         host, port = settings.webhook.listen_host, settings.webhook.listen_port
@@ -161,7 +183,7 @@ async def assemble(
             ) from exc
         # Registered last so it runs first on exit: jobs stop before Discord and HTTP close.
         stack.push_async_callback(jobs.stop)
-        yield Application(bot=bot, jobs=jobs, listener=listener)
+        yield Application(bot=bot, jobs=jobs, library=library, listener=listener)
 
 
 async def log_in(client: discord.Client, token: str, *, token_env: str) -> None:

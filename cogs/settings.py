@@ -19,6 +19,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.core.domain import AspectRatio, OutputFormat, SafetyLevel, Tier
+from bot.core.library import LibraryService
 from bot.core.preferences import PreferenceService, effective_defaults, is_more_lenient
 from bot.core.quotas import GuildPolicy, QuotaService
 from bot.core.storage.protocols import OptionDefaults
@@ -126,9 +127,10 @@ def member_settings_embed(
 class ServerSettingsGroup(app_commands.Group):
     """The server's defaults and safety floor, under /imagine-admin settings."""
 
-    def __init__(self, quotas: QuotaService) -> None:
+    def __init__(self, quotas: QuotaService, library: LibraryService) -> None:
         super().__init__(name="settings", description="Server defaults and the safety floor")
         self._quotas = quotas
+        self._library = library
 
     async def _done(
         self, interaction: discord.Interaction[discord.Client], what: str, guild_id: int

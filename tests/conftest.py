@@ -37,8 +37,9 @@ async def table_snapshot(connection: aiosqlite.Connection) -> dict[str, list[tup
     ) as cursor:
         tables = [row[0] for row in await cursor.fetchall()]
     for table in tables:
-        async with connection.execute(f"SELECT * FROM {table} ORDER BY rowid") as cursor:  # noqa: S608
-            snapshot[table] = [tuple(row) for row in await cursor.fetchall()]
+        # Sorted here, not by rowid: the search index's shadow tables have none.
+        async with connection.execute(f"SELECT * FROM {table}") as cursor:  # noqa: S608
+            snapshot[table] = sorted((tuple(row) for row in await cursor.fetchall()), key=repr)
     return snapshot
 
 

@@ -75,6 +75,19 @@ class WebhookSettings(_Section):
     )
 
 
+class GallerySettings(_Section):
+    """The web gallery of shared prompts (issue 12), served by the callback listener at
+    ``{public_url}/gallery/{guild_id}``; each server's admins must turn it on for theirs too."""
+
+    enabled: bool = False
+    per_page: int = Field(
+        default=24,
+        ge=1,
+        le=100,
+        description="Thumbnails per page of the grid (24 fill 2, 3, 4 or 6 columns evenly).",
+    )
+
+
 class DiscordSettings(_Section):
     token_env: str = "DISCORD_TOKEN"
     sync_commands: bool = True
@@ -297,6 +310,7 @@ class Settings(_Section):
     quotas: QuotaSettings = QuotaSettings()
     queue: QueueSettings = QueueSettings()
     routing: RoutingSettings = RoutingSettings()
+    gallery: GallerySettings = GallerySettings()
     providers: dict[str, ProviderSettings] = Field(default_factory=official_replicate)
     # Filled for every tier by _tier_defaults; the default only tells type checkers so.
     tiers: dict[Tier, TierSettings] = Field(default_factory=dict)

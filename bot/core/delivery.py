@@ -85,6 +85,9 @@ class ModLogReport:
     at: datetime
     prompt: str
     details: tuple[tuple[str, str], ...] = ()
+    # Labelled texts members wrote (a shared prompt's title, a report's reason): shown
+    # escaped, as written, never interpreted as markdown.
+    quoted: tuple[tuple[str, str], ...] = ()
 
 
 class Publisher(Protocol):

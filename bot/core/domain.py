@@ -178,6 +178,17 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedOrigin:
+    """The prompt-library entry a job was made from (its Use button), as it was then: the
+    result says "remix of <title> by <author>" even if the entry is gone by the time it
+    posts."""
+
+    entry_id: int
+    title: str
+    author_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One row of the jobs table."""
 
@@ -219,6 +230,8 @@ class Job:
     undelivered_told_at: datetime | None = None
     # When the create that made the image was sent (the last one, after any failover).
     create_sent_at: datetime | None = None
+    # The shared prompt this job was made from, if any.
+    shared_from: SharedOrigin | None = None
 
     @property
     def generation_seconds(self) -> float | None:

@@ -30,6 +30,7 @@ from bot.core.domain import (
     Member,
     Option,
     SafetyLevel,
+    SharedOrigin,
 )
 from bot.core.errors import CallbackRejected, InvalidRequest, PromptBlocked, ProviderError
 from bot.core.images import ImageStore
@@ -128,9 +129,11 @@ class JobService:
         *,
         reply: Reply | None = None,
         remix_of: int | None = None,
+        shared_from: SharedOrigin | None = None,
     ) -> Submission:
         """Store a validated request as queued jobs holding their credits, and queue them.
-        ``remix_of``: the job whose result the member started this request from (a button).
+        ``remix_of``: the job whose result the member started this request from (a button);
+        ``shared_from``: the prompt-library entry (its Use button).
         The server's allowed channels are checked first (``target``'s channel, or a thread's
         parent), then its safety floor applied: a more lenient request runs at the floor.
 
@@ -170,6 +173,7 @@ class JobService:
             now=self._clock.now(),
             reservation=reservation,
             remix_of=remix_of,
+            shared_from=shared_from,
         )
         if not jobs:
             raise await self._quotas.refusal(member, reservation)

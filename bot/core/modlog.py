@@ -16,6 +16,7 @@ from bot.core.delivery import ModLogReport, Publisher
 from bot.core.domain import Job, Member
 from bot.core.errors import PromptBlocked
 from bot.core.quotas import QuotaService
+from bot.core.storage.library_protocol import LibraryEntry
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,23 @@ class ModLog:
                 at=self._now(),
                 prompt=job.request.prompt,
                 details=(("Job", f"#{job.id}"), ("Provider", job.provider or "unknown")),
+            ),
+        )
+
+    def entry_reported(self, member: Member, entry: LibraryEntry, reason: str) -> None:
+        """A member reported a shared prompt: which entry, whose, why, and its prompt."""
+        self._report(
+            member.guild_id,
+            ModLogReport(
+                title="Shared prompt reported",
+                user_id=member.user_id,
+                at=self._now(),
+                prompt=entry.recipe.prompt,
+                details=(
+                    ("Entry", f"#{entry.id}, shared by <@{entry.author_id}>"),
+                    ("Moderate", f"/imagine-admin library hide or delete, entry {entry.id}"),
+                ),
+                quoted=(("Title", entry.title), ("Reason", reason or "None given")),
             ),
         )
 

@@ -24,6 +24,7 @@ from bot.core.domain import (
     OutputFormat,
     Reservation,
     SafetyLevel,
+    SharedOrigin,
     Tier,
 )
 from bot.core.storage.batching import WriteBatcher
@@ -82,7 +83,14 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         result_message_id=row["result_message_id"],
         undelivered_told_at=_to_datetime(row["undelivered_told_at"]),
         create_sent_at=_to_datetime(row["create_sent_at"]),
+        shared_from=_shared_from(row),
     )
+
+
+def _shared_from(row: sqlite3.Row) -> SharedOrigin | None:
+    if row["shared_entry_id"] is None:
+        return None
+    return SharedOrigin(row["shared_entry_id"], row["shared_title"], row["shared_author_id"])
 
 
 def _as_inserted(
@@ -93,6 +101,7 @@ def _as_inserted(
     now: float,
     reservation: Reservation,
     remix_of: int | None,
+    shared_from: SharedOrigin | None,
 ) -> Job:
     """The job a reservation's INSERT wrote, from the values it was given: every column it
     does not set starts at its schema default, which is ``Job``'s default too. Spares reading
@@ -126,6 +135,7 @@ def _as_inserted(
         batch_index=row["batch_index"],
         batch_size=reservation.jobs,
         remix_of=remix_of,
+        shared_from=shared_from,
     )
 
 
@@ -202,14 +212,16 @@ _RESERVE = f"""
                       batch_index, batch_size,
                       guild_id, channel_id, user_id, application_id, interaction_token,
                       interaction_expires_at, attachment_size_limit, callback_token,
-                      created_at, updated_at, credits, charge, remix_of)
+                      created_at, updated_at, credits, charge, remix_of,
+                      shared_entry_id, shared_title, shared_author_id)
     SELECT :queued, :prompt, :tier, :aspect_ratio, :safety, :output_format,
            :negative_prompt, :seed, :image_count, :chosen_options,
            batch.n, :jobs,
            :guild, :channel, :user, :application, :interaction_token,
            :interaction_expires_at, :attachment_size_limit,
            :callback_token || '.' || batch.n,
-           :now, :now, :credits, :reserved, :remix_of
+           :now, :now, :credits, :reserved, :remix_of,
+           :shared_entry_id, :shared_title, :shared_author_id
     FROM {BATCH_ROWS}
     WHERE {_WITHIN_LIMITS}
     RETURNING id, batch_index
@@ -253,9 +265,11 @@ class JobRepository:
         now: float,
         reservation: Reservation,
         remix_of: int | None = None,
+        shared_from: SharedOrigin | None = None,
     ) -> list[Job]:
         """Store ``reservation.jobs`` queued jobs holding their credits, or none if a limit
-        says no; ``remix_of`` names the job whose result the request was started from.
+        says no; ``remix_of`` names the job whose result the request was started from, and
+        ``shared_from`` the library entry.
 
         One INSERT … SELECT … WHERE … RETURNING: SQLite runs each statement atomically, so
         checking the limits and taking the credits cannot be split by a concurrent request
@@ -290,12 +304,17 @@ class JobRepository:
                 "reserved": Charge.RESERVED.value,
                 "released": Charge.RELEASED.value,
                 "remix_of": remix_of,
+                "shared_entry_id": None if shared_from is None else shared_from.entry_id,
+                "shared_title": None if shared_from is None else shared_from.title,
+                "shared_author_id": None if shared_from is None else shared_from.author_id,
                 **_limits(reservation),
             },
         )
         return sorted(
             (
-                _as_inserted(row, request, target, callback_token, now, reservation, remix_of)
+                _as_inserted(
+                    row, request, target, callback_token, now, reservation, remix_of, shared_from
+                )
                 for row in rows
             ),
             key=lambda job: job.id,

@@ -23,6 +23,7 @@ from bot.core.domain import (
     OutputFormat,
     Reservation,
     SafetyLevel,
+    SharedOrigin,
     Tier,
 )
 
@@ -149,6 +150,7 @@ class JobStore(Protocol):
         now: float,
         reservation: Reservation,
         remix_of: int | None = None,
+        shared_from: SharedOrigin | None = None,
     ) -> list[Job]:
         """``reservation.jobs`` queued jobs holding their credits, in id order, or none when
         a limit says no; checking the limits and storing the jobs is one atomic step."""
