@@ -254,8 +254,8 @@ class LibraryService:
         tag_list = parse_tags(tags)
         try:
             await self._blocklist.check(member, clean, " ".join(tag_list))
-        except PromptBlocked as refusal:
-            raise InvalidRequest(TITLE_OR_TAGS_BLOCKED, detail=refusal.detail) from refusal
+        except PromptBlocked as refusal:  # the blocklist has logged which entry matched
+            raise InvalidRequest(TITLE_OR_TAGS_BLOCKED) from refusal
         if await self._repository.is_barred(member.guild_id, member.user_id):
             raise InvalidRequest(BARRED)
         await self._refuse_shared_again(member.guild_id, job.id)

@@ -11,6 +11,7 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
+from bot.core.blocklist import BlocklistService
 from bot.core.clock import Clock
 from bot.core.config import Settings
 from bot.core.dispatcher import PROGRESS_INTERVAL
@@ -60,6 +61,7 @@ class Bench:
         provider: dict[str, Any] | None = None,
         clock: Clock | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
+        blocklist: BlocklistService | None = None,
         **sections: dict[str, Any],
     ) -> JobService:
         """A job service on the bench's database; ``sections`` are config.toml sections."""
@@ -85,6 +87,7 @@ class Bench:
             public_url=public_url,
             clock=clock,
             progress_interval=progress_interval,
+            blocklist=blocklist,
         )
         self._services.append(jobs)
         if listening is not None:
