@@ -36,6 +36,14 @@ to answer the way Discord does, down to details discord.py depends on:
 - A modal callback is checked like Discord checks it (title, custom_id, 1 to 5 labels or action
   rows of text inputs, lengths) and is refused as the answer to a modal's own submit;
   ``submit_modal`` sends the MODAL_SUBMIT a member's submit makes.
+- Autocomplete: ``autocomplete()`` sends the APPLICATION_COMMAND_AUTOCOMPLETE a member's typing
+  makes (the command's ``data`` nested as for ``invoke_slash_command``, the focused option
+  with ``"focused": true`` and its typed text as a string) for options synced with
+  ``autocomplete: true`` (which Discord refuses next to ``choices``), and returns the choices
+  the bot answered. Only type 8 answers it, and type 8 answers nothing else; its choices are
+  checked like Discord checks them (at most 25, names of 1 to 100 characters, values of the
+  option's type, strings of at most 100). A refused callback is kept in
+  ``FakeInteraction.refusals`` and raised by the helper as ``CallbackRefused``.
 - ``allowed_mentions`` is applied to work out who a message really pings (``mentions``,
   ``mention_roles``, ``mention_everyone`` in the message object), as Discord does.
 - An interaction accepts exactly one callback, and only within 3 s of INTERACTION_CREATE;
@@ -120,6 +128,7 @@ EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+APPLICATION_COMMAND_AUTOCOMPLETE = 4
 MODAL_SUBMIT = 5
 ACTION_ROW = 1
 BUTTON = 2
@@ -141,6 +150,10 @@ ROLE_OPTION = 8
 CHAT_INPUT = 1
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+APPLICATION_COMMAND_AUTOCOMPLETE_RESULT = 8
+# Answers to a component (or a modal opened from one) that change the message it sat on.
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
 MODAL = 9
 # Option types the fake can fill from plain Python values (no "resolved" objects needed).
 OPTION_VALUE_TYPES: dict[int, tuple[type, ...]] = {
@@ -149,6 +162,14 @@ OPTION_VALUE_TYPES: dict[int, tuple[type, ...]] = {
     5: (bool,),
     10: (int, float),
 }
+# Option types Discord offers autocomplete for, and the choice values each accepts.
+AUTOCOMPLETE_VALUE_TYPES: dict[int, tuple[type, ...]] = {
+    3: (str,),
+    4: (int,),
+    10: (int, float),
+}
+MAX_CHOICES = 25
+CHOICE_MAX = 100
 
 FILE_FIELD = re.compile(r"files\[(\d+)\]")
 COMMAND_NAME = re.compile(r"[-_'\w]{1,32}")
@@ -390,6 +411,19 @@ def _check_chat_input(path: list[str | int], item: JSON) -> None:
                 "int value should be less than or equal to 6000.",
             )
         choices = option.get("choices") or []
+        if option.get("autocomplete"):
+            if option.get("type") not in AUTOCOMPLETE_VALUE_TYPES:
+                raise _form_error(
+                    [*option_path, "autocomplete"],
+                    "APPLICATION_COMMAND_OPTION_AUTOCOMPLETE_INVALID_TYPE",
+                    "Autocomplete is only available for string, integer and number options.",
+                )
+            if choices:
+                raise _form_error(
+                    [*option_path, "autocomplete"],
+                    "APPLICATION_COMMAND_OPTION_AUTOCOMPLETE_AND_CHOICES",
+                    "Autocomplete cannot be set on an option that has choices.",
+                )
         if len(choices) > 25:
             raise _form_error([*option_path, "choices"], "BASE_TYPE_MAX_LENGTH", "Max 25.")
         for number, choice in enumerate(choices):
@@ -439,6 +473,34 @@ def _option_value(definition: JSON, value: object) -> object:
     if (low is not None and size < low) or (high is not None and size > high):
         raise ValueError(f"option {name!r} must be within [{low}, {high}], got {value!r}")
     return value
+
+
+def _check_autocomplete_choices(option: JSON, data: JSON) -> None:
+    """Discord's rules for an autocomplete answer: at most 25 choices, names of 1 to 100
+    characters, values of the focused option's type (strings of at most 100 characters)."""
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise _form_error(["data", "choices"], "BASE_TYPE_REQUIRED", "This field is required")
+    if len(choices) > MAX_CHOICES:
+        raise _form_error(
+            ["data", "choices"], "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer."
+        )
+    accepted = AUTOCOMPLETE_VALUE_TYPES[option["type"]]
+    for index, choice in enumerate(choices):
+        path: list[str | int] = ["data", "choices", index]
+        if not isinstance(choice, dict):
+            raise _form_error(path, "MODEL_TYPE_CONVERT", "Only dictionaries may be used.")
+        name = choice.get("name")
+        _check_length([*path, "name"], name if isinstance(name, str) else "", 1, CHOICE_MAX)
+        value = choice.get("value")
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise _form_error(
+                [*path, "value"],
+                "APPLICATION_COMMAND_OPTION_CHOICE_VALUE_INVALID",
+                f"Choice value must be of the option's type ({option['type']}).",
+            )
+        if isinstance(value, str):
+            _check_length([*path, "value"], value, 1, CHOICE_MAX)
 
 
 def _mentions(payload: JSON) -> tuple[list[int], list[str], bool]:
@@ -498,6 +560,16 @@ class _Changes:
             ) from None
 
 
+class CallbackRefused(Exception):
+    """The fake answered the bot's interaction callback with an error, as Discord would have;
+    ``status`` and ``body`` (``{"message", "code", "errors"...}``) are what the bot got."""
+
+    def __init__(self, refusal: JSON) -> None:
+        super().__init__(f"fake Discord refused the callback: {refusal}")
+        self.status: int = refusal["status"]
+        self.body: JSON = refusal["body"]
+
+
 class FakeInteraction:
     """One INTERACTION_CREATE the fake sent, and what the bot did with its token."""
 
@@ -534,6 +606,11 @@ class FakeInteraction:
         # The member's permissions, and the message a component sat on, as sent to the bot.
         self.permissions = permissions
         self.message = message
+        # An autocomplete interaction's focused option, as synced: what its choices must match.
+        self.focused_option: JSON | None = None
+        # The error bodies of callback requests the fake refused, in order, so a test sees why
+        # a bot's answer never arrived (discord.py only logs errors raised in autocomplete).
+        self.refusals: list[JSON] = []
         self._changes = changes
 
     @property
@@ -569,6 +646,18 @@ class FakeInteraction:
     async def wait_for_response(self, timeout: float = 10) -> JSON:
         """The callback record: ``{"kind": "callback", "type", "data", "attachments", ...}``."""
         return await self.wait_for_record("callback", timeout)
+
+    async def wait_for_callback_attempt(self, timeout: float = 10) -> JSON:
+        """The accepted callback record, or :class:`CallbackRefused` with the error the fake
+        answered the bot's first refused callback request."""
+
+        def found() -> JSON | None:
+            callback = next((r for r in self.responses if r["kind"] == "callback"), None)
+            if callback is None and self.refusals:
+                raise CallbackRefused(self.refusals[0])
+            return callback
+
+        return await self._changes.wait_for(f"callback for interaction {self.id}", found, timeout)
 
     async def wait_for_record(self, kind: str, timeout: float = 10) -> JSON:
         """The first record of a kind: callback, followup, edit or delete."""
@@ -865,46 +954,11 @@ class FakeDiscord:
         to that guild's text channel.
         """
         guild = self._known_guild(guild_id, channel_id)
-        command_name, _, subcommand = name.partition(" ")
-        command = self._find_command(command_name, guild)
-        data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
-        resolved: JSON = {}
-        definitions = command.get("options") or []
-        group_name, _, in_group = subcommand.partition(" ")
-        if in_group:
-            group = next(
-                (d for d in definitions if d["name"] == group_name and d["type"] == 2), None
-            )
-            if group is None:
-                raise ValueError(f"/{command_name} has no subcommand group {group_name!r}")
-            sub = next(
-                (d for d in group.get("options") or [] if d["name"] == in_group and d["type"] == 1),
-                None,
-            )
-            if sub is None:
-                raise ValueError(f"/{command_name} {group_name} has no subcommand {in_group!r}")
-            filled = self._fill_options(name, sub.get("options") or [], options, resolved)
-            data["options"] = [
-                {
-                    "name": group_name,
-                    "type": 2,
-                    "options": [{"name": in_group, "type": 1, "options": filled}],
-                }
-            ]
-        elif subcommand:
-            sub = next((d for d in definitions if d["name"] == subcommand and d["type"] == 1), None)
-            if sub is None:
-                raise ValueError(f"/{command_name} has no subcommand {subcommand!r}")
-            filled = self._fill_options(name, sub.get("options") or [], options, resolved)
-            data["options"] = [{"name": subcommand, "type": 1, "options": filled}]
-        else:
-            filled = self._fill_options(name, definitions, options, resolved)
-            if filled:
-                data["options"] = filled
-        if resolved:
-            data["resolved"] = resolved
-        if "guild_id" in command:
-            data["guild_id"] = command["guild_id"]
+        data = self._chat_input_data(
+            name,
+            guild,
+            lambda definitions, resolved: self._fill_options(name, definitions, options, resolved),
+        )
         return await self._send_interaction(
             APPLICATION_COMMAND,
             data,
@@ -913,6 +967,65 @@ class FakeDiscord:
             channel_id=channel_id,
             permissions=permissions,
         )
+
+    async def autocomplete(
+        self,
+        name: str,
+        options: Mapping[str, object] | None = None,
+        *,
+        focused: str,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+        permissions: str = PERMISSIONS,
+        guild_id: int | None = None,
+        timeout: float = 10,
+    ) -> list[JSON]:
+        """A member types in option ``focused`` of a synced slash command: send the
+        APPLICATION_COMMAND_AUTOCOMPLETE Discord sends and return the ``choices`` the bot
+        answered (``[{"name", "value"}, ...]``).
+
+        ``name``, ``options`` and the keywords are as for :meth:`invoke_slash_command`.
+        ``options[focused]`` is the text typed so far (default ``""``); Discord sends it as a
+        string, unchecked, even for integer and number options, with ``"focused": true``.
+        Options already filled are checked and sent as usual, but required ones may still be
+        missing, as they may while a member types. The focused option must have been synced
+        with ``autocomplete: true`` (``ValueError`` otherwise: Discord would not ask the bot).
+        The answer is checked as Discord checks it; a refused one raises
+        :class:`CallbackRefused`, a missing one ``TimeoutError`` after ``timeout`` seconds.
+        """
+        guild = self._known_guild(guild_id, channel_id)
+        focused_option: list[JSON] = []
+
+        def fill(definitions: Sequence[JSON], resolved: JSON) -> list[JSON]:
+            given = dict(options or {})
+            typed = given.pop(focused, "")
+            definition = next((d for d in definitions if d["name"] == focused), None)
+            if definition is None:
+                known = sorted(d["name"] for d in definitions)
+                raise ValueError(f"/{name} has no option {focused!r}; it has {known}")
+            if not definition.get("autocomplete"):
+                raise ValueError(f"option {focused!r} of /{name} was not synced with autocomplete")
+            if not isinstance(typed, str):
+                raise ValueError(f"the focused option {focused!r} takes typed text, not {typed!r}")
+            focused_option.append(definition)
+            filled = self._fill_options(name, definitions, given, resolved, partial=True)
+            option = {"name": focused, "type": definition["type"], "value": typed, "focused": True}
+            order = [d["name"] for d in definitions]
+            return sorted([*filled, option], key=lambda item: order.index(item["name"]))
+
+        data = self._chat_input_data(name, guild, fill)
+        interaction = await self._send_interaction(
+            APPLICATION_COMMAND_AUTOCOMPLETE,
+            data,
+            guild_id=guild,
+            user_id=user_id,
+            channel_id=channel_id,
+            permissions=permissions,
+            focused_option=focused_option[0],
+        )
+        callback = await interaction.wait_for_callback_attempt(timeout)
+        choices: list[JSON] = callback["data"]["choices"]
+        return choices
 
     async def click_button(
         self,
@@ -1002,13 +1115,70 @@ class FakeDiscord:
             raise ValueError(f"guild {guild_id} is not one of the fake's {self.guild_ids}")
         return guild_id
 
+    def _chat_input_data(
+        self,
+        name: str,
+        guild_id: int,
+        fill: Callable[[Sequence[JSON], JSON], list[JSON]],
+    ) -> JSON:
+        """The interaction ``data`` of a synced slash command, as Discord sends it to invoke or
+        to autocomplete it: ``name`` may name a subcommand after its command, or after its
+        command and subcommand group, and the options of what it names are nested the same
+        way. ``fill(definitions, resolved)`` makes those options from their synced definitions,
+        adding to ``resolved`` the objects they refer to."""
+        command_name, _, subcommand = name.partition(" ")
+        command = self._find_command(command_name, guild_id)
+        data: JSON = {"id": command["id"], "name": command["name"], "type": command["type"]}
+        resolved: JSON = {}
+        definitions = command.get("options") or []
+        group_name, _, in_group = subcommand.partition(" ")
+        if in_group:
+            group = next(
+                (d for d in definitions if d["name"] == group_name and d["type"] == 2), None
+            )
+            if group is None:
+                raise ValueError(f"/{command_name} has no subcommand group {group_name!r}")
+            sub = next(
+                (d for d in group.get("options") or [] if d["name"] == in_group and d["type"] == 1),
+                None,
+            )
+            if sub is None:
+                raise ValueError(f"/{command_name} {group_name} has no subcommand {in_group!r}")
+            filled = fill(sub.get("options") or [], resolved)
+            data["options"] = [
+                {
+                    "name": group_name,
+                    "type": 2,
+                    "options": [{"name": in_group, "type": 1, "options": filled}],
+                }
+            ]
+        elif subcommand:
+            sub = next((d for d in definitions if d["name"] == subcommand and d["type"] == 1), None)
+            if sub is None:
+                raise ValueError(f"/{command_name} has no subcommand {subcommand!r}")
+            filled = fill(sub.get("options") or [], resolved)
+            data["options"] = [{"name": subcommand, "type": 1, "options": filled}]
+        else:
+            filled = fill(definitions, resolved)
+            if filled:
+                data["options"] = filled
+        if resolved:
+            data["resolved"] = resolved
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return data
+
     def _fill_options(
         self,
         name: str,
         definitions: Sequence[JSON],
         options: Mapping[str, object] | None,
         resolved: JSON,
+        *,
+        partial: bool = False,
     ) -> list[JSON]:
+        """The options a member filled, checked; ``partial`` while they are still typing
+        (autocomplete), when required options may be missing."""
         given = dict(options or {})
         known = {definition["name"] for definition in definitions}
         if unknown := sorted(set(given) - known):
@@ -1026,7 +1196,7 @@ class FakeDiscord:
                 filled.append(
                     {"name": definition["name"], "type": definition["type"], "value": value}
                 )
-            elif definition.get("required"):
+            elif definition.get("required") and not partial:
                 raise ValueError(f"/{name} needs option {definition['name']!r}")
         return filled
 
@@ -1076,6 +1246,7 @@ class FakeDiscord:
         channel_id: int | None,
         permissions: str,
         message: JSON | None = None,
+        focused_option: JSON | None = None,
     ) -> FakeInteraction:
         session = self._session
         if session is None:
@@ -1094,6 +1265,7 @@ class FakeDiscord:
             message=message,
         )
         interaction.type = interaction_type
+        interaction.focused_option = focused_option
         self._interactions[token] = interaction
         payload = self._interaction_create(interaction, data, interaction_type, permissions)
         if message is not None:
@@ -1623,8 +1795,17 @@ class FakeDiscord:
             raise _ApiError(404, 10062, "Unknown interaction")
         if interaction.callback_attempted_at is None:
             interaction.callback_attempted_at = now
-        if now - interaction.created_at > self.interaction_deadline:
+        try:
+            return await self._accept_callback(request, interaction, now)
+        except _ApiError as refused:
+            interaction.refusals.append({"status": refused.status, "body": refused.body})
             await self._changes.notify()
+            raise
+
+    async def _accept_callback(
+        self, request: web.Request, interaction: FakeInteraction, now: float
+    ) -> web.StreamResponse:
+        if now - interaction.created_at > self.interaction_deadline:
             raise _ApiError(404, 10062, "Unknown interaction")
         if interaction.responded_at is not None:
             raise _ApiError(400, 40060, "Interaction has already been acknowledged.")
@@ -1632,7 +1813,16 @@ class FakeDiscord:
         callback_type = payload.get("type")
         data = payload.get("data") or {}
         message: JSON | None = None
-        if callback_type == CHANNEL_MESSAGE_WITH_SOURCE:
+        autocompleting = interaction.type == APPLICATION_COMMAND_AUTOCOMPLETE
+        if autocompleting != (callback_type == APPLICATION_COMMAND_AUTOCOMPLETE_RESULT):
+            # Discord: choices answer only an autocomplete, and an autocomplete only choices.
+            raise _form_error(
+                ["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid response type."
+            )
+        if autocompleting:
+            assert interaction.focused_option is not None
+            _check_autocomplete_choices(interaction.focused_option, data)
+        elif callback_type == CHANNEL_MESSAGE_WITH_SOURCE:
             _check_new_message(data, uploads)
             message = self._message(
                 interaction.channel_id, data, uploads, interaction=interaction, message_type=20
@@ -1651,6 +1841,15 @@ class FakeDiscord:
             APPLICATION_COMMAND,
         ):
             _check_modal(data)
+        elif callback_type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE) and (
+            interaction.type in (MESSAGE_COMPONENT, MODAL_SUBMIT) and interaction.message
+        ):
+            # Discord: only an interaction on a message may update it; the update is the
+            # message as edited, which stays the one the member sees.
+            message = copy.deepcopy(interaction.message)
+            if callback_type == UPDATE_MESSAGE:
+                _check_message_limits(data)
+                message = self._edit(message, data, uploads)
         else:
             # Discord: a modal answers a command or a component, never a modal's own submit.
             raise _form_error(
@@ -1691,6 +1890,8 @@ class FakeDiscord:
             int(request.match_info["application_id"]) != self.application_id
             or interaction is None
             or interaction.responded_at is None
+            # Choices make no message: an autocomplete has no webhook to follow up on.
+            or interaction.type == APPLICATION_COMMAND_AUTOCOMPLETE
         ):
             raise _ApiError(404, 10015, "Unknown Webhook")
         return interaction

@@ -13,7 +13,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.fake_discord import FakeDiscord, running_fake_discord
+from tests.fakes.fake_discord import CallbackRefused, FakeDiscord, running_fake_discord
 
 PNG = b"\x89PNG\r\n\x1a\nfake image bytes"
 
@@ -671,3 +671,215 @@ async def test_an_enforced_nonce_sends_a_direct_message_once(fake: FakeDiscord) 
     assert first.id == again.id
     assert len(fake.direct_messages(fake.user_id)) == 1
     assert channel["last_message_id"] == str(first.id)
+
+
+COLOURS = ["black", "blue", "green", "grey", "red"]
+
+
+def make_autocomplete_bot(seen: asyncio.Queue[object]) -> commands.Bot:
+    """The test bot, plus commands whose options autocomplete; every autocomplete callback
+    puts what reached it (the typed value, and the command for /palette) in ``seen``.
+
+    /paint: ``colour`` offers the colours starting with what was typed, ``size`` offers its
+    typed text back. /flood offers 30 choices, one more than Discord allows after 25.
+    /chatty answers its autocomplete with a message. /palette mix pick is in a subcommand
+    group. /quiet never answers, so a test can answer in its stead.
+    """
+    bot = make_bot()
+
+    async def colour_names(
+        interaction: discord.Interaction[discord.Client], current: str
+    ) -> list[app_commands.Choice[str]]:
+        seen.put_nowait(current)
+        return [
+            app_commands.Choice(name=colour.title(), value=colour)
+            for colour in COLOURS
+            if colour.startswith(current)
+        ]
+
+    async def sizes(
+        interaction: discord.Interaction[discord.Client], current: str
+    ) -> list[app_commands.Choice[int]]:
+        seen.put_nowait(current)
+        return [app_commands.Choice(name=f"{current} px", value=int(current or 0))]
+
+    async def too_many(
+        interaction: discord.Interaction[discord.Client], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=f"n{n}", value=f"v{n}") for n in range(30)]
+
+    async def answer_with_a_message(
+        interaction: discord.Interaction[discord.Client], current: str
+    ) -> list[app_commands.Choice[str]]:
+        await interaction.response.send_message("not a choice")
+        return []
+
+    async def palette_colours(
+        interaction: discord.Interaction[discord.Client], current: str
+    ) -> list[app_commands.Choice[str]]:
+        assert interaction.command is not None
+        seen.put_nowait((interaction.command.qualified_name, interaction.namespace.base, current))
+        return [app_commands.Choice(name=current, value=current)]
+
+    @bot.tree.command(name="paint", description="Paint in a colour")
+    @app_commands.autocomplete(colour=colour_names)
+    @app_commands.autocomplete(size=sizes)
+    async def paint(
+        interaction: discord.Interaction[discord.Client], colour: str, size: int = 1
+    ) -> None:
+        await interaction.response.send_message(f"{colour} {size}")
+
+    @bot.tree.command(name="flood", description="Offer too many choices")
+    @app_commands.autocomplete(word=too_many)
+    async def flood(interaction: discord.Interaction[discord.Client], word: str) -> None:
+        await interaction.response.send_message(word)
+
+    @bot.tree.command(name="chatty", description="Answer an autocomplete with a message")
+    @app_commands.autocomplete(word=answer_with_a_message)
+    async def chatty(interaction: discord.Interaction[discord.Client], word: str) -> None:
+        await interaction.response.send_message(word)
+
+    @bot.tree.command(name="quiet", description="Never answer")
+    async def quiet(interaction: discord.Interaction[discord.Client]) -> None:
+        """Leaves the interaction to the test."""
+
+    palette = app_commands.Group(name="palette", description="Colours")
+    mix = app_commands.Group(name="mix", description="Mixed colours", parent=palette)
+
+    @mix.command(name="pick", description="Pick a mixed colour")
+    @app_commands.autocomplete(colour=palette_colours)
+    async def pick(
+        interaction: discord.Interaction[discord.Client], base: str, colour: str
+    ) -> None:
+        await interaction.response.send_message(colour)
+
+    bot.tree.add_command(palette)
+    return bot
+
+
+async def test_autocomplete_returns_the_choices_the_bot_answered(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        choices = await fake.autocomplete("paint", {"colour": "b"}, focused="colour", timeout=2)
+        [interaction] = fake.interactions()
+
+    assert choices == [{"name": "Black", "value": "black"}, {"name": "Blue", "value": "blue"}]
+    assert interaction.type == 4
+    [callback] = interaction.responses
+    assert callback["type"] == 8
+
+
+async def test_the_typed_text_reaches_the_autocomplete_callback(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        await fake.autocomplete("paint", {"colour": "gre"}, focused="colour", timeout=2)
+        typed = await asyncio.wait_for(seen.get(), timeout=2)
+
+    assert typed == "gre"
+
+
+async def test_an_integer_option_is_focused_as_its_typed_text(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        choices = await fake.autocomplete(
+            "paint", {"colour": "red", "size": "12"}, focused="size", timeout=2
+        )
+        typed = await asyncio.wait_for(seen.get(), timeout=2)
+
+    # discord.py passes a focused value on as Discord sent it: the text, not a number.
+    assert typed == "12"
+    assert choices == [{"name": "12 px", "value": 12}]
+
+
+async def test_autocomplete_in_a_subcommand_group_reaches_its_command(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        choices = await fake.autocomplete(
+            "palette mix pick", {"base": "red", "colour": "ora"}, focused="colour", timeout=2
+        )
+        reached = await asyncio.wait_for(seen.get(), timeout=2)
+
+    assert reached == ("palette mix pick", "red", "ora")
+    assert choices == [{"name": "ora", "value": "ora"}]
+
+
+async def test_more_than_25_choices_are_refused_like_discord(
+    fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        with pytest.raises(CallbackRefused) as refused:
+            await fake.autocomplete("flood", focused="word", timeout=2)
+        [interaction] = fake.interactions()
+
+    # discord.py 2.7 sends all 30 choices; the 400 it gets is only logged by the tree.
+    assert refused.value.status == 400
+    assert refused.value.body["code"] == 50035
+    assert "choices" in refused.value.body["errors"]["data"]
+    assert interaction.responses == []
+    [logged] = [r for r in caplog.records if "Ignoring exception in autocomplete" in r.message]
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], discord.HTTPException)
+
+
+async def test_a_message_cannot_answer_an_autocomplete(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        with pytest.raises(CallbackRefused) as refused:
+            await fake.autocomplete("chatty", {"word": "hi"}, focused="word", timeout=2)
+
+    assert (refused.value.status, refused.value.body["code"]) == (400, 50035)
+    assert "type" in refused.value.body["errors"]
+    assert fake.channel_message_count == 0
+
+
+async def test_choices_cannot_answer_a_slash_command(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        interaction = await fake.invoke_slash_command("quiet")
+        url = f"{fake.base_url}/api/v10/interactions/{interaction.id}/{interaction.token}/callback"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json={"type": 8, "data": {"choices": []}}) as answer,
+        ):
+            status, body = answer.status, await answer.json()
+
+    assert (status, body["code"]) == (400, 50035)
+    assert interaction.responses == []
+
+
+async def test_autocomplete_needs_an_option_synced_with_autocomplete(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        with pytest.raises(ValueError, match="not synced with autocomplete"):
+            await fake.autocomplete("ping", {"text": "h"}, focused="text", timeout=2)
+
+    assert fake.interactions() == []
+
+
+async def test_autocomplete_is_synced_on_the_option(fake: FakeDiscord) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+    async with connected(fake, make_autocomplete_bot(seen)):
+        [paint] = [c for c in await fake.wait_for_commands() if c["name"] == "paint"]
+
+    assert [option.get("autocomplete") for option in paint["options"]] == [True, True]
+
+
+async def test_autocomplete_with_choices_is_refused_on_sync(fake: FakeDiscord) -> None:
+    bot = make_bot()
+    await bot.login(fake.token)
+    option = {
+        "type": 3,
+        "name": "colour",
+        "description": "A colour",
+        "autocomplete": True,
+        "choices": [{"name": "Red", "value": "red"}],
+    }
+    payload = [{"name": "paint", "description": "Paint", "type": 1, "options": [option]}]
+    try:
+        with pytest.raises(discord.HTTPException) as invalid:
+            await bot.http.bulk_upsert_global_commands(fake.application_id, payload)
+    finally:
+        await bot.close()
+    assert (invalid.value.status, invalid.value.code) == (400, 50035)
+    assert fake.commands == []
