@@ -1,4 +1,5 @@
-"""The buttons under a result: Reroll, the other tiers, Edit, Details and Delete (issue 10).
+"""The buttons under a result: Reroll, the other tiers, Edit, Details, Share (issue 12) and
+Delete (issue 10).
 
 Everything a button knows is in its ``custom_id``: ``imagine:<action>:<job_id>``, and
 ``imagine:tier:<tier>:<job_id>`` for the tier buttons. There is no view in memory, so a
@@ -39,6 +40,7 @@ from bot.messages import (
     fit,
     not_applied_text,
     quote,
+    remix_text,
 )
 from bot.tree import reply_with_error
 
@@ -65,6 +67,7 @@ class Action(enum.StrEnum):
     EDIT = "edit"
     DETAILS = "details"
     DELETE = "delete"
+    SHARE = "share"  # opens the prompt library's share form (bot/library_components.py)
 
 
 # Every custom_id a result button can carry, and any text after one of these actions, so a
@@ -257,6 +260,7 @@ def result_view(job: Job) -> discord.ui.View:
         ),
         ResultButton.of(Click(Action.EDIT, job.id), "Edit", style=secondary, row=0),
         ResultButton.of(Click(Action.DETAILS, job.id), "Details", style=secondary, row=1),
+        ResultButton.of(Click(Action.SHARE, job.id), "Share", style=secondary, row=1),
         ResultButton.of(
             Click(Action.DELETE, job.id), "Delete", style=discord.ButtonStyle.danger, row=1
         ),
@@ -365,7 +369,9 @@ def details_embed(job: Job) -> discord.Embed:
     embed.add_field(name="Provider", value=provider)
     embed.add_field(name="Job id", value=str(job.id))
     embed.add_field(name="Requested by", value=f"<@{job.target.user_id}>")
-    if job.remix_of is not None:
+    if job.shared_from is not None:
+        embed.add_field(name="From the prompt library", value=remix_text(job), inline=False)
+    elif job.remix_of is not None:
         embed.add_field(name="Remix of", value=f"Job #{job.remix_of}")
     if job.effective_prompt and job.effective_prompt != request.prompt:
         embed.add_field(

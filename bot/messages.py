@@ -277,6 +277,14 @@ def applied_options(job: Job, not_applied: Collection[Option]) -> list[str]:
     return applied
 
 
+def remix_text(job: Job) -> str:
+    """Which shared prompt a job was made from: 'Remix of “title” by <@author>' (the title as
+    it was when the member pressed Use; an embed never pings the author)."""
+    origin = job.shared_from
+    assert origin is not None
+    return f"Remix of “{quote(origin.title, 200)}” by <@{origin.author_id}>"
+
+
 def request_embed(results: Sequence[Result], *, asked: int | None = None) -> discord.Embed:
     """The one embed under a request's images: only what is true of every one of them (its
     jobs may have gone to different providers). ``asked``: how many images these results
@@ -330,7 +338,10 @@ def request_embed(results: Sequence[Result], *, asked: int | None = None) -> dis
             ),
             inline=False,
         )
-    if first.remix_of is not None:
+    if first.shared_from is not None:
+        # A field, not the author line: only descriptions and fields show a mention.
+        embed.add_field(name="From the prompt library", value=remix_text(first), inline=False)
+    elif first.remix_of is not None:
         embed.set_author(name=f"Remix of #{first.remix_of}")
     credits = sum(result.job.credits for result in results)
     ids = [result.job.id for result in results]

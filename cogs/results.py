@@ -34,10 +34,12 @@ from bot.buttons import (
 from bot.core.domain import GenerationRequest, Job
 from bot.core.errors import InvalidRequest, NotAllowed
 from bot.core.jobs import JobService, Submission
+from bot.library_components import share_modal
 from bot.messages import NO_MENTIONS, queued_embed
 from bot.tree import reply_with_error
 from cogs.common import member_of, target_of
 
+SHARE_REFUSED = "Only the member who asked for this image can share it."
 DELETE_REFUSED = (
     "Only the member who asked for this image, or someone with the Manage Messages "
     "permission, can delete it."
@@ -62,11 +64,14 @@ class ResultsCog(commands.Cog, name=RESULTS_COG):
         self, interaction: discord.Interaction[discord.Client], click: Click | None
     ) -> None:
         try:
-            if click is not None and click.action is Action.EDIT:
+            if click is not None and click.action in (Action.EDIT, Action.SHARE):
                 # The modal must be the first response: the job is read first (one local
                 # SQLite read, well within Discord's 3 s) to prefill it.
                 job = await self._source(interaction, click)
-                modal = edit_modal(job)
+                if click.action is Action.SHARE and interaction.user.id != job.target.user_id:
+                    raise NotAllowed(SHARE_REFUSED)
+                # The share form is answered by the library cog (cogs/library.py).
+                modal = edit_modal(job) if click.action is Action.EDIT else share_modal(job)
                 await interaction.response.send_modal(modal)
                 # Forgotten by discord.py at once: on_interaction answers its submit by
                 # custom_id, after a restart too (see edit_modal).

@@ -134,7 +134,7 @@ def test_a_result_offers_every_tier_but_its_own(tier: Tier) -> None:
 
     shown = set(itertools.chain.from_iterable(labels(view)))
     names = {Tier.FAST: "Fast", Tier.STANDARD: "Standard", Tier.ULTRA: "Ultra"}
-    assert shown == {"Reroll", "Edit", "Details", "Delete"} | {
+    assert shown == {"Reroll", "Edit", "Details", "Share", "Delete"} | {
         names[other] for other in Tier if other is not tier
     }
 

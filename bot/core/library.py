@@ -107,7 +107,7 @@ class GalleryPoster(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BrowsePage:
-    """One entry of a browse, where it stands in it, and whether the viewer likes it."""
+    """One entry of a browse and where it stands in it."""
 
     browse: Browse
     position: int

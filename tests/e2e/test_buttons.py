@@ -71,7 +71,7 @@ async def test_a_result_shows_every_button_but_its_own_tier(bot: RunningBot) -> 
     message = await posted_result(bot)
 
     rows = [[c["label"] for c in row["components"]] for row in message["components"]]
-    assert rows == [["Reroll", "Standard", "Ultra", "Edit"], ["Details", "Delete"]]
+    assert rows == [["Reroll", "Standard", "Ultra", "Edit"], ["Details", "Share", "Delete"]]
 
 
 async def test_reroll_queues_the_same_request_as_a_remix(bot: RunningBot) -> None:

@@ -21,7 +21,16 @@ LIGHTHOUSE = {
 
 async def test_the_bot_syncs_its_commands(bot: RunningBot) -> None:
     names = {command["name"] for command in bot.discord.commands}
-    assert names == {"imagine", "queue", "quota", "jobs", "help", "imagine-admin", "settings"}
+    assert names == {
+        "imagine",
+        "queue",
+        "quota",
+        "jobs",
+        "help",
+        "imagine-admin",
+        "settings",
+        "prompts",
+    }
 
 
 async def test_imagine_is_acknowledged_privately_within_three_seconds(bot: RunningBot) -> None:
