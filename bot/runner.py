@@ -154,7 +154,9 @@ async def assemble(
                 quotas,
                 router,
                 BlocklistGroup(blocklist),
-                ServerSettingsGroup(quotas, library),
+                ServerSettingsGroup(
+                    quotas, library, public_url=str(public_url) if public_url else None
+                ),
                 ChannelsGroup(quotas),
                 LibraryAdminGroup(library),
             ),

@@ -127,10 +127,14 @@ def member_settings_embed(
 class ServerSettingsGroup(app_commands.Group):
     """The server's defaults and safety floor, under /imagine-admin settings."""
 
-    def __init__(self, quotas: QuotaService, library: LibraryService) -> None:
+    def __init__(
+        self, quotas: QuotaService, library: LibraryService, *, public_url: str | None = None
+    ) -> None:
+        """``public_url``: the listener's public address, where the web gallery is served."""
         super().__init__(name="settings", description="Server defaults and the safety floor")
         self._quotas = quotas
         self._library = library
+        self._public_url = public_url
 
     async def _done(
         self, interaction: discord.Interaction[discord.Client], what: str, guild_id: int
@@ -204,6 +208,35 @@ class ServerSettingsGroup(app_commands.Group):
         await self._quotas.set_private_results(guild_id, actor, private)
         what = "Results now go to their requester only." if private else "Results are public."
         await self._done(interaction, what, guild_id)
+
+    @app_commands.command(
+        name="gallery", description="Show this server's shared prompts on the web"
+    )
+    @app_commands.describe(state="on: a public read-only web page of the library; off: none")
+    @app_commands.choices(
+        state=[
+            app_commands.Choice(name="On: a public web gallery", value="on"),
+            app_commands.Choice(name="Off", value="off"),
+        ]
+    )
+    async def gallery(self, interaction: discord.Interaction[discord.Client], state: str) -> None:
+        guild_id, actor = admin_guild_and_actor(interaction)
+        enabled = state == "on"
+        name = interaction.guild.name if interaction.guild is not None else ""
+        await self._library.set_web_gallery(guild_id, actor, enabled, guild_name=name)
+        if not enabled:
+            what = "The web gallery no longer shows this server's shared prompts."
+        elif self._public_url:
+            what = (
+                "This server's shared prompts are now on the web, for anyone with the link: "
+                f"{self._public_url.rstrip('/')}/gallery/{guild_id}"
+            )
+        else:
+            what = (
+                "The web gallery is on for this server; the bot has no public address set "
+                "([webhook] public_url), so it is reachable only where its listener is."
+            )
+        await interaction.response.send_message(what, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="show", description="Show every setting of this server")
     async def show(self, interaction: discord.Interaction[discord.Client]) -> None:
