@@ -137,3 +137,15 @@ async def test_the_web_gallery_turns_on_and_off_for_a_server(runner: BotRunner) 
         await admin(bot, "settings gallery", {"state": "off"})
 
         assert await bot.application.library.web_settings(bot.discord.guild_id) is None
+
+
+async def test_forgetting_someone_still_a_member_is_refused_and_keeps_their_entries(
+    bot: RunningBot,
+) -> None:
+    entry_id = await shared(bot, user_id=OTHER_MEMBER)
+
+    text = await admin(bot, "library forget", {"member": OTHER_MEMBER})
+
+    assert "/prompts forget-me" in text
+    assert (await bot.application.library.entry(member(bot), entry_id)).id == entry_id
+    assert len(library_files(bot)) == 2
