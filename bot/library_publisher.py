@@ -26,6 +26,7 @@ from bot.messages import (
     fit,
     quote,
 )
+from bot.publisher import refused_for_good
 
 
 def attachment_name(entry: LibraryEntry, image: Path) -> str:
@@ -58,12 +59,6 @@ def gallery_embed(entry: LibraryEntry, filename: str) -> discord.Embed:
     embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"Entry #{entry.id} · like it or use it with /prompts browse")
     return fit(embed)
-
-
-def refused_for_good(error: discord.HTTPException) -> bool:
-    """A 4xx other than 429: the channel is gone (404), closed to the bot (403) or cannot take
-    the message (400, an archived thread); retrying cannot change that. A 429 or a 5xx can."""
-    return 400 <= error.status < 500 and error.status != 429
 
 
 class GalleryChannelPoster:

@@ -48,6 +48,12 @@ def token_refused(error: discord.HTTPException) -> bool:
     )
 
 
+def refused_for_good(error: discord.HTTPException) -> bool:
+    """A 4xx other than 429: the channel is gone (404), closed to the bot (403) or cannot take
+    the message (400, an archived thread); retrying cannot change that. A 429 or a 5xx can."""
+    return 400 <= error.status < 500 and error.status != 429
+
+
 class DiscordPublisher:
     """Posts results in the job's channel, else shows them in the member's private response,
     else in a direct message; failures go only to the member.
@@ -85,7 +91,7 @@ class DiscordPublisher:
             # 404 (channel gone), 403 (no permission) and any other refusal that a retry
             # cannot change (400 50083, an archived thread): the member's private routes are
             # left. A 429 or a 5xx is worth retrying.
-            if 400 <= exc.status < 500 and exc.status != 429:
+            if refused_for_good(exc):
                 raise ChannelUnavailable(
                     detail=f"channel {target.channel_id} refused: {exc}"
                 ) from exc
@@ -162,7 +168,7 @@ class DiscordPublisher:
                 embed=mod_log_embed(report), allowed_mentions=discord.AllowedMentions.none()
             )
         except discord.HTTPException as exc:
-            if 400 <= exc.status < 500 and exc.status != 429:
+            if refused_for_good(exc):
                 raise ChannelUnavailable(
                     detail=f"mod-log channel {channel_id} refused: {exc}"
                 ) from exc
