@@ -59,6 +59,13 @@ class DatabaseSettings(_Section):
 
 class ImageSettings(_Section):
     dir: Path = Path("data/images")
+    keep_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description="Stored images older than this many days are deleted by a daily sweep, "
+        "except those not yet delivered and those shared in the prompt library (0 = keep all).",
+    )
 
 
 class WebhookSettings(_Section):
@@ -85,6 +92,41 @@ class GallerySettings(_Section):
         ge=1,
         le=100,
         description="Thumbnails per page of the grid (24 fill 2, 3, 4 or 6 columns evenly).",
+    )
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics at ``GET /metrics`` (issue 13)."""
+
+    enabled: bool = True
+    listen_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve /metrics on this port of listen_host instead of the callback "
+        "listener's, so it can stay off the public address.",
+    )
+    token_env: str | None = Field(
+        default=None,
+        description="Variable holding a bearer token a scraper must send "
+        "(Authorization: Bearer ...); unset, /metrics is open to whoever reaches it.",
+    )
+
+
+class LoggingSettings(_Section):
+    """One line per event on standard error; secrets are redacted at every level."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ShutdownSettings(_Section):
+    grace_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM, how long in-flight work may take to finish before it is left "
+        "recorded for the next start. docker stop waits 10 s before SIGKILL by default.",
     )
 
 
@@ -311,6 +353,9 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     routing: RoutingSettings = RoutingSettings()
     gallery: GallerySettings = GallerySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     providers: dict[str, ProviderSettings] = Field(default_factory=official_replicate)
     # Filled for every tier by _tier_defaults; the default only tells type checkers so.
     tiers: dict[Tier, TierSettings] = Field(default_factory=dict)
@@ -359,3 +404,4 @@ class Secrets(BaseModel):
     discord_token: SecretStr | None
     provider_api_keys: dict[str, SecretStr]
     webhook_secrets: dict[str, SecretStr]
+    metrics_token: SecretStr | None = None
